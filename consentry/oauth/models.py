@@ -1,0 +1,74 @@
+"""django-oauth-toolkit models, swapped before the first migration so that Consentry can
+hang its own columns (review status, roles, limits) off them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from oauth2_provider import models as dot
+
+
+class AppStatus(models.TextChoices):
+    DEVELOPMENT = "development", "in development"
+    LIVE = "live", "live"
+    SUSPENDED = "suspended", "suspended"
+    BANNED = "banned", "banned"
+
+
+class Application(dot.AbstractApplication):
+    """A third-party app (an OAuth client) and what review allowed it."""
+
+    status = models.CharField(
+        max_length=12, choices=AppStatus.choices, default=AppStatus.DEVELOPMENT
+    )
+    description = models.TextField(blank=True)
+    icon_url = models.URLField(max_length=500, blank=True)
+    # Permissions the app may ask for. Basic ones (openid, profile, email) need no review;
+    # the others are added here by staff review (SPEC.md rule 1).
+    approved_permissions = models.JSONField(default=list, blank=True)
+    # The purpose the developer declared for each permission, shown on the consent screen.
+    purposes = models.JSONField(default=dict, blank=True)
+    agreement_signed_at = models.DateTimeField(null=True, blank=True)
+    # People with a role on the app: in development mode only they can use it (rule 1).
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="app_roles", blank=True)
+    # Per-app overrides of the Graph API limits, e.g. {"requests_per_minute": 600}.
+    limits = models.JSONField(default=dict, blank=True)
+
+    class Meta(dot.AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    def is_usable_by(self, person_id: int, member_ids: set[int] | None = None) -> bool:
+        """Rule 1, first half: live, or in development and `person_id` has a role."""
+        if self.status == AppStatus.LIVE:
+            return True
+        if self.status == AppStatus.DEVELOPMENT:
+            ids = (
+                member_ids
+                if member_ids is not None
+                else set(self.members.values_list("pk", flat=True))
+            )
+            return person_id in ids
+        return False
+
+
+class Grant(dot.AbstractGrant):
+    """An authorization code (django-oauth-toolkit's name); the person's consent is
+    consentry.grants.models.Consent."""
+
+    class Meta(dot.AbstractGrant.Meta):
+        swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
+
+
+class AccessToken(dot.AbstractAccessToken):
+    class Meta(dot.AbstractAccessToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+
+
+class RefreshToken(dot.AbstractRefreshToken):
+    class Meta(dot.AbstractRefreshToken.Meta):
+        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+
+class IDToken(dot.AbstractIDToken):
+    class Meta(dot.AbstractIDToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"

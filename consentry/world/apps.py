@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WorldConfig(AppConfig):
+    name = "consentry.world"
+    label = "world"

@@ -1,0 +1,31 @@
+"""App-scoped ids: stable per app, different across apps, useless to another app."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consentry.oauth.pairwise import app_scoped_id, app_scoped_ids, person_id_for
+
+ids = st.integers(min_value=1, max_value=2**62)
+
+
+@given(app=ids, other_app=ids, person=ids)
+def test_scoped_id_round_trips_only_for_its_own_app(app, other_app, person):
+    sid = app_scoped_id(app, person)
+    assert len(sid) == 26
+    assert person_id_for(app, sid) == person
+    if other_app != app:
+        assert app_scoped_id(other_app, person) != sid
+        assert person_id_for(other_app, sid) is None
+
+
+def test_batch_matches_single():
+    people = list(range(1, 500))
+    assert app_scoped_ids(7, people) == [app_scoped_id(7, p) for p in people]
+    assert len(set(app_scoped_ids(7, people))) == len(people)
+
+
+def test_garbage_is_unknown():
+    for text in ["", "x" * 26, "1" * 26, "abc", "é" * 26, app_scoped_id(1, 1)[:-1] + "!"]:
+        assert person_id_for(1, text) is None
