@@ -3,7 +3,7 @@ holds what the person granted; tokens derive from it and die with it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -41,7 +41,7 @@ class Consent(models.Model):
     def __str__(self) -> str:
         return f"consent of {self.person_id} to app {self.application_id}"
 
-    def is_active(self, now: timezone.datetime | None = None) -> bool:
+    def is_active(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and self.expires_at > now
 

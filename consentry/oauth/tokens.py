@@ -20,4 +20,4 @@ def access_token_for(raw: str) -> AccessToken | None:
     )
     if token is None or token.is_expired():
         return None
-    return token  # type: ignore[return-value]
+    return token
