@@ -7,5 +7,9 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("consentry.web.urls")),
     path("accounts/", include("consentry.accounts.urls")),
+    # OAuth 2.1 / OpenID Connect: /oauth/... and /.well-known/... (consentry.oauth.urls)
+    path("", include("consentry.oauth.urls")),
+    # Graph API: /v1/... (consentry.graph.urls)
+    path("", include("consentry.graph.urls")),
     path("admin/", admin.site.urls),
 ]
