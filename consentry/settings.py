@@ -6,6 +6,7 @@ from __future__ import annotations
 import dj_database_url
 
 from consentry import config as _config
+from consentry.oauth import keys as _oidc_keys
 
 CONFIG = _config.load()
 
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "oauth2_provider",
+    "ninja",  # serves the Graph API docs page's assets locally (no CDN)
     "axes",
     "consentry.people",
     "consentry.accounts",
@@ -122,6 +124,9 @@ LOGIN_REDIRECT_URL = "/privacy/"
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The sign-in form posts the email as `username` (Django's AuthenticationForm); without this
+# axes looks for an `email` credential, finds none, and keys every lockout on None.
+AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
@@ -174,13 +179,49 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
 OAUTH2_PROVIDER: dict[str, object] = {
+    # OAuth 2.1: authorization code + PKCE S256 only (consentry.oauth.server.Server drops
+    # the implicit, password, client-credentials and device grants and `plain` PKCE).
+    "OAUTH2_SERVER_CLASS": "consentry.oauth.server.Server",
+    "OIDC_SERVER_CLASS": "consentry.oauth.server.Server",
+    "OAUTH2_VALIDATOR_CLASS": "consentry.oauth.validators.ConsentryValidator",
     "PKCE_REQUIRED": True,
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    # Exact redirect URI matching over HTTPS only (RFC 9700 section 2.1, 4.1.3).
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "ALLOW_URI_WILDCARDS": False,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
     "REFRESH_TOKEN_EXPIRE_SECONDS": 90 * 24 * 3600,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "REQUEST_APPROVAL_PROMPT": "auto",
+    # The RFC 9700 switches of django-oauth-toolkit, all on.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,  # only SHA-256 of tokens at rest
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # OpenID Connect: RS256 ID tokens, pairwise subjects, RP-initiated logout.
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": _config.env("OIDC_RSA_PRIVATE_KEY")
+    or _config.read_or_create_secret(VAR_DIR / "oidc_rsa_key.pem", _oidc_keys.new_rsa_private_key),
+    # Empty: derived from the request (tests run on live_server's random port).
+    "OIDC_ISS_ENDPOINT": "" if DEBUG else PUBLIC_URL,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_SUBJECT_TYPES_SUPPORTED": ["pairwise"],
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    # A valid id_token_hint from the app is enough to sign the person out here.
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,  # signing out is not revoking consent
     "SCOPES": {
         "openid": "Sign you in",
         "profile": "Your name and profile picture",
@@ -195,4 +236,14 @@ OAUTH2_PROVIDER: dict[str, object] = {
     },
     "DEFAULT_SCOPES": ["openid", "profile"],
 }
+# Client authentication failures tolerated per client id before the token endpoint refuses
+# that client for CLIENT_AUTH_LOCKOUT_SECONDS (client secret guessing, RFC 9700 4.x).
+CLIENT_AUTH_FAILURE_LIMIT = 10
+CLIENT_AUTH_LOCKOUT_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+
+# --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------
+# with the keys "requests_per_minute", "token_requests_per_minute", "subjects_per_day".
+GRAPH_RATE_APP_PER_MINUTE = int(_config.env("RATE_APP_PER_MINUTE", "1200"))
+GRAPH_RATE_TOKEN_PER_MINUTE = int(_config.env("RATE_TOKEN_PER_MINUTE", "300"))
+GRAPH_SUBJECTS_PER_APP_PER_DAY = int(_config.env("RATE_APP_SUBJECTS_PER_DAY", "1000000"))

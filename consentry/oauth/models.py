@@ -37,6 +37,11 @@ class Application(dot.AbstractApplication):
     class Meta(dot.AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
 
+    def is_usable(self, request: object) -> bool:
+        """django-oauth-toolkit's hook: suspended and banned apps cannot authenticate,
+        obtain or use tokens at all (SPEC.md rule 1)."""
+        return self.status in (AppStatus.LIVE, AppStatus.DEVELOPMENT)
+
     def is_usable_by(self, person_id: int, member_ids: set[int] | None = None) -> bool:
         """Rule 1, first half: live, or in development and `person_id` has a role."""
         if self.status == AppStatus.LIVE:
@@ -53,18 +58,46 @@ class Application(dot.AbstractApplication):
 
 class Grant(dot.AbstractGrant):
     """An authorization code (django-oauth-toolkit's name); the person's consent is
-    consentry.grants.models.Consent."""
+    consentry.grants.models.Consent.
+
+    `code` holds the SHA-256 of the code, never the code (consentry.oauth.validators).
+    A used code is kept, marked `used_at`, until it expires, so that a second use is
+    recognised as replay and revokes the tokens the first use produced (RFC 6749 4.1.2,
+    RFC 9700 4.5): `token_family` names them.
+    """
+
+    used_at = models.DateTimeField(null=True, blank=True)
+    token_family = models.UUIDField(null=True, blank=True)
 
     class Meta(dot.AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
 
 
 class AccessToken(dot.AbstractAccessToken):
+    """An access token; valid only while its `consent` is active, and never carrying more
+    than the consent's active permissions (consentry.grants.actions keeps it so)."""
+
+    consent = models.ForeignKey(
+        "grants.Consent",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="access_tokens",
+    )
+
     class Meta(dot.AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
 
 
 class RefreshToken(dot.AbstractRefreshToken):
+    consent = models.ForeignKey(
+        "grants.Consent",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="refresh_tokens",
+    )
+
     class Meta(dot.AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
 

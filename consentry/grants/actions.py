@@ -1,0 +1,174 @@
+"""Writes to consent (SPEC.md rule 2). Tokens derive from the consent: every function here
+that takes something away invalidates the affected tokens in the same transaction, so the
+next API call with an old token already sees the change.
+
+These use `transaction.atomic()` without `durable=True` on purpose: incident response bans
+an app by revoking many consents inside its own single transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from consentry.grants.models import GRANT_LIFETIME, Consent, ConsentPermission
+from consentry.grants.permissions import PERMISSIONS
+from consentry.oauth.models import AccessToken, Application, RefreshToken
+from consentry.people.models import Person
+
+EMAIL_CHOICES = ("real", "relay")
+# Recording a use rewrites the row at most this often: it runs on every Graph API call.
+USE_RECORD_INTERVAL = timedelta(hours=1)
+
+
+def consent_for(person_id: int, application_id: int) -> Consent | None:
+    """The (possibly revoked or expired) consent of a person to an app, if any."""
+    return Consent.objects.filter(person_id=person_id, application_id=application_id).first()
+
+
+def active_permissions(consent: Consent | None, now: datetime | None = None) -> set[str]:
+    """The permissions a consent grants right now: none if it is revoked or expired."""
+    if consent is None or not consent.is_active(now):
+        return set()
+    return set(
+        ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).values_list(
+            "permission", flat=True
+        )
+    )
+
+
+def do_grant_consent(
+    person: Person,
+    application: Application,
+    scopes: Iterable[str],
+    *,
+    purposes_shown: dict[str, str] | None = None,
+    email_choice: str = "real",
+) -> Consent:
+    """Record that `person` granted `scopes` to `application` (the consent screen's "Allow").
+
+    Creates or extends the one Consent for (person, app): adds a ConsentPermission per new
+    permission (with the purpose text shown, and when), re-grants permissions that were
+    revoked, un-revokes the consent, and starts a fresh 90-day expiry (rule 2). Permissions
+    already active keep their original `granted_at`. Unknown permission names are refused.
+    """
+    scopes = set(scopes)
+    unknown = scopes - PERMISSIONS.keys()
+    if unknown:
+        raise ValueError(f"unknown permissions: {sorted(unknown)}")
+    if email_choice not in EMAIL_CHOICES:
+        raise ValueError(f"email_choice must be one of {EMAIL_CHOICES}")
+    purposes_shown = purposes_shown or {}
+    now = timezone.now()
+    with transaction.atomic():
+        consent, created = Consent.objects.select_for_update().get_or_create(
+            person=person,
+            application=application,
+            defaults={
+                "created_at": now,
+                "last_used_at": now,
+                "expires_at": now + GRANT_LIFETIME,
+                "email_choice": email_choice,
+            },
+        )
+        if not created:
+            if not consent.is_active(now):
+                # A lapsed consent starts over: nothing of it survives the lapse.
+                ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).update(
+                    revoked_at=now
+                )
+            consent.revoked_at = None
+            consent.last_used_at = now
+            consent.expires_at = now + GRANT_LIFETIME
+            if "email" in scopes:
+                consent.email_choice = email_choice
+            consent.save(update_fields=["revoked_at", "last_used_at", "expires_at", "email_choice"])
+        existing = {p.permission: p for p in ConsentPermission.objects.filter(consent=consent)}
+        for scope in sorted(scopes):
+            row = existing.get(scope)
+            if row is None:
+                ConsentPermission.objects.create(
+                    consent=consent,
+                    permission=scope,
+                    granted_at=now,
+                    purpose_shown=purposes_shown.get(scope, ""),
+                )
+            elif row.revoked_at is not None:
+                row.revoked_at = None
+                row.granted_at = now
+                row.purpose_shown = purposes_shown.get(scope, row.purpose_shown)
+                row.save(update_fields=["revoked_at", "granted_at", "purpose_shown"])
+    return consent
+
+
+def do_revoke_consent(consent: Consent) -> None:
+    """Revoke a person's whole grant to an app, at once (rule 2, "on revocation at once").
+
+    Marks the consent and all its permissions revoked and, in the same transaction,
+    deletes every access token and revokes every refresh token the app holds for that
+    person, so no old token works for even one more call.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        Consent.objects.filter(pk=consent.pk).update(revoked_at=now)
+        ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        _invalidate_tokens(consent.person_id, consent.application_id, now)
+    consent.revoked_at = now
+
+
+def do_revoke_permission(consent: Consent, permission: str) -> None:
+    """Revoke one permission of a grant; tokens that carried it lose it in the same
+    transaction (their `scope` is rewritten without it, refresh tokens included, since a
+    refreshed token takes its scope from the access token it replaces).
+
+    Revoking the last active permission revokes the whole consent.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ConsentPermission.objects.filter(
+            consent=consent, permission=permission, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        remaining = ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True)
+        if not remaining.exists():
+            Consent.objects.filter(pk=consent.pk).update(revoked_at=now)
+            consent.revoked_at = now
+            _invalidate_tokens(consent.person_id, consent.application_id, now)
+            return
+        tokens = AccessToken.objects.select_for_update().filter(
+            user_id=consent.person_id,
+            application_id=consent.application_id,
+            scope__contains=permission,
+        )
+        for token in tokens:
+            scopes = token.scope.split()
+            if permission in scopes:
+                token.scope = " ".join(s for s in scopes if s != permission)
+                token.save(update_fields=["scope", "updated"])
+
+
+def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None:
+    """The person used the app now: push the consent's expiry to 90 days from now (rule 2).
+
+    Cheap enough for every API call: nothing is written when the last recorded use is less
+    than an hour old, and the write is a single UPDATE (no transaction of its own).
+    """
+    now = now or timezone.now()
+    if now - consent.last_used_at < USE_RECORD_INTERVAL or not consent.is_active(now):
+        return  # an expired consent is not revived by use: the person must grant again
+    Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True, expires_at__gt=now).update(
+        last_used_at=now, expires_at=now + GRANT_LIFETIME
+    )
+    consent.last_used_at = now
+    consent.expires_at = now + GRANT_LIFETIME
+
+
+def _invalidate_tokens(person_id: int, application_id: int, now: datetime) -> None:
+    RefreshToken.objects.filter(
+        user_id=person_id, application_id=application_id, revoked__isnull=True
+    ).update(revoked=now, updated=now, access_token=None)
+    AccessToken.objects.filter(user_id=person_id, application_id=application_id).delete()

@@ -1,0 +1,447 @@
+"""Permission-checked reads of the Graph API: the imperative shell around the release rule.
+
+Every read follows the same path (docs/architecture.md): bearer token -> caller (app,
+person, active grant) -> rate limits -> fetch the rows -> `release()` per subject ->
+ledger entry -> response body. The fetch, the release decisions and the ledger write run
+in ONE transaction: `record_disclosure` raising rolls everything back and no data leaves.
+
+Speed matters on /me/friends (5,000 friends is a legitimate page): the page is one query
+over friendship -> person with each friend's active grant to the app folded in as an
+integer of permission bits; rows stay tuples, and because `release()` is pure its
+answer is memoised per distinct combination of (grant, opt-in mask, audiences), which a
+page has few of.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.utils import timezone
+
+from consentry.grants.actions import do_record_consent_use
+from consentry.grants.models import Consent, ConsentPermission
+from consentry.grants.permissions import GRAPH_FIELDS, PERMISSIONS, RELEASE_BIT, fields_to_mask
+from consentry.graph import limits
+from consentry.graph.cursor import decode_cursor, encode_cursor
+from consentry.graph.errors import insufficient_scope, invalid_request, not_found
+from consentry.graph.release import (
+    DEVELOPMENT,
+    FRIENDS_PERMISSION,
+    ID_FIELD,
+    LIVE,
+    AppFacts,
+    Relation,
+    SubjectFacts,
+    ViewerFacts,
+    may_list_friends,
+    release,
+)
+from consentry.ledger.api import record_disclosure
+from consentry.oauth.pairwise import app_scoped_ids, person_id_for
+from consentry.oauth.tokens import access_token_for
+from consentry.oauth.validators import relay_address
+from consentry.people.models import Friendship, Person, Post
+
+DEFAULT_FIELDS: tuple[str, ...] = ("id", "name")
+DEFAULT_PAGE = 100
+MAX_PAGE = 5000
+DEFAULT_POSTS_PAGE = 25
+MAX_POSTS_PAGE = 100
+POSTS_PERMISSION = "user_posts"
+DATE_FIELDS = frozenset({"birthday"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+ENDPOINT_ME = "/v1/me"
+ENDPOINT_FRIENDS = "/v1/me/friends"
+ENDPOINT_PERSON = "/v1/people/{id}"
+ENDPOINT_POSTS = "/v1/me/posts"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An app acting for a person through a valid token, with the facts rules 1, 2 and 4
+    need. Built only by `access_caller_by_bearer`."""
+
+    token_id: int
+    app_id: int
+    person_id: int
+    consent: Consent
+    app: AppFacts
+    viewer: ViewerFacts
+    limits: limits.Limits
+
+
+def access_caller_by_bearer(raw: str) -> Caller | None:
+    """The caller behind a bearer token, or None when the token must be refused (401).
+
+    None for an unknown, expired or revoked token, a token whose consent is revoked,
+    expired or has no active permission, an app that is suspended or banned, an app in
+    development used by someone without a role on it, and a deactivated person. The
+    release rule re-checks all of this per datum; refusing here gives a clear 401.
+    """
+    token = access_token_for(raw)
+    if token is None or token.application is None or token.user is None:
+        return None
+    app, person, consent = token.application, token.user, token.consent
+    now = timezone.now()
+    if (
+        consent is None
+        or consent.person_id != person.pk
+        or consent.application_id != app.pk
+        or not consent.is_active(now)
+        or not person.is_active
+        or app.status not in (LIVE, DEVELOPMENT)
+    ):
+        return None
+    is_member = app.members.filter(pk=person.pk).exists() if app.status == DEVELOPMENT else False
+    if app.status == DEVELOPMENT and not is_member:
+        return None
+    grant = frozenset(
+        ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).values_list(
+            "permission", flat=True
+        )
+    )
+    if not grant:
+        return None
+    return Caller(
+        token_id=token.pk,
+        app_id=app.pk,
+        person_id=person.pk,
+        consent=consent,
+        app=AppFacts(
+            status=app.status,
+            approved_permissions=frozenset(app.approved_permissions or ()),
+            agreement_signed=app.agreement_signed_at is not None,
+        ),
+        viewer=ViewerFacts(
+            is_member=is_member, grant=grant, token_scope=frozenset(token.scope.split())
+        ),
+        limits=limits.limits_for(app.limits),
+    )
+
+
+def check_limits(caller: Caller) -> None:
+    """Rule 4 for one request: raises limits.RateLimited."""
+    limits.check_request_rate(caller.app_id, caller.token_id, caller.limits)
+
+
+def parse_fields(raw: str | None) -> tuple[str, ...]:
+    """The requested Graph fields, in response order, `id` always included.
+
+    There is no field to search by: the API answers about `me`, `me`'s friends and
+    app-scoped ids only, never about an email, a phone number or a name."""
+    if raw is None or not raw.strip():
+        return DEFAULT_FIELDS
+    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = wanted - set(GRAPH_FIELDS)
+    if unknown:
+        raise invalid_request(
+            f"Unknown field(s): {', '.join(sorted(unknown)[:5])[:200]}. "
+            f"Known fields: {', '.join(GRAPH_FIELDS)}."
+        )
+    wanted.add(ID_FIELD)
+    return tuple(f for f in GRAPH_FIELDS if f in wanted)
+
+
+def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]) -> None:
+    """Count the subjects against the daily volume, then write the ledger entry. Must run
+    inside the transaction that built the response (SPEC.md: no ledger, no data)."""
+    limits.reserve_subjects(caller.app_id, len(released), caller.limits)
+    try:
+        do_record_consent_use(caller.consent)
+        # Last in the transaction: it holds the ledger head's lock until commit.
+        record_disclosure(
+            app_id=caller.app_id,
+            actor_id=caller.person_id,
+            endpoint=endpoint,
+            released=released,
+            token_id=caller.token_id,
+        )
+    except BaseException:
+        limits.release_subjects(caller.app_id, len(released))
+        raise
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+# --- /v1/me and /v1/people/{id} ----------------------------------------------------------
+
+
+def _self_body(caller: Caller, fields: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+    requested = frozenset(fields)
+    released = release(caller.app, caller.viewer, SubjectFacts(Relation.SELF), requested)
+    columns = [f for f in fields if f in released and f != ID_FIELD]
+    values = (
+        Person.objects.filter(pk=caller.person_id).values_list(*columns).get() if columns else ()
+    )
+    data: dict[str, Any] = {}
+    if ID_FIELD in released:
+        data[ID_FIELD] = app_scoped_ids(caller.app_id, [caller.person_id])[0]
+    for name, value in zip(columns, values, strict=True):
+        if name == "email" and caller.consent.email_choice == "relay":
+            value = relay_address(caller.app_id, caller.person_id)
+        data[name] = _iso(value)
+    mask = fields_to_mask(released)
+    return {"data": data, "meta": {"withheld_fields": len(requested - released)}}, mask
+
+
+def read_me(caller: Caller, fields: tuple[str, ...]) -> dict[str, Any]:
+    """GET /v1/me: the acting person's own fields (rules 1, 2 and 4)."""
+    with transaction.atomic():
+        body, mask = _self_body(caller, fields)
+        _disclose(caller, ENDPOINT_ME, [(caller.person_id, mask)] if mask else [])
+    return body
+
+
+def read_person(caller: Caller, scoped_id: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """GET /v1/people/{id}: one person by app-scoped id: the caller, or a listed friend.
+
+    Raises the one 404 for anything else: garbage, another app's id, a stranger, a friend
+    who is withheld, or any friend when user_friends is not covered."""
+    person_id = person_id_for(caller.app_id, scoped_id)
+    if person_id is None:
+        raise not_found()
+    with transaction.atomic():
+        if person_id == caller.person_id:
+            body, mask = _self_body(caller, fields)
+            if ID_FIELD not in body["data"]:
+                raise not_found()  # the app cannot have learnt this id from this token
+            _disclose(caller, ENDPOINT_PERSON, [(caller.person_id, mask)] if mask else [])
+            return body
+        page = _friend_rows(caller, fields, Q(friend_id=person_id), limit=1)
+        if not page.entries:
+            raise not_found()
+        _disclose(caller, ENDPOINT_PERSON, page.released)
+    return {"data": page.entries[0], "meta": {"withheld_fields": page.withheld_fields}}
+
+
+# --- /v1/me/friends -----------------------------------------------------------------------
+
+
+@dataclass
+class _FriendPage:
+    entries: list[dict[str, Any]]
+    released: list[tuple[int, int]]
+    withheld_subjects: int
+    withheld_fields: int
+    last_scanned: int | None
+    more: bool
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """The release decision for one combination of friend facts, and how to render it."""
+
+    listed: bool
+    names: tuple[str, ...]  # released fields other than id, in response order
+    values: Callable[[tuple[Any, ...]], tuple[Any, ...]]  # their values from a row
+    dates: tuple[str, ...]  # those among them to render as ISO dates
+    mask: int
+    withheld: int
+
+
+# Bit i of a friend's grant stands for PERMISSION_ORDER[i]; summing distinct bits in SQL is
+# a bitwise OR (a consent holds each permission once), so the grant arrives as one integer.
+PERMISSION_ORDER: tuple[str, ...] = tuple(PERMISSIONS)
+_PERMISSION_BIT = Case(
+    *(When(permission=name, then=Value(1 << i)) for i, name in enumerate(PERMISSION_ORDER)),
+    default=Value(0),
+    output_field=IntegerField(),
+)
+
+
+def _grant_from_bits(bits: int) -> frozenset[str]:
+    return frozenset(name for i, name in enumerate(PERMISSION_ORDER) if bits >> i & 1)
+
+
+def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) -> _FriendPage:
+    """Up to `limit` friendship rows of the caller matching `where`, in friend id order,
+    with the release rule applied to each friend.
+
+    ONE query: friendship -> person, with the friend's active grant to this app (rule 3)
+    as a correlated subquery that ORs their active permissions into an integer."""
+    requested = frozenset(fields)
+    names = [f for f in fields if f != ID_FIELD]
+    grant_bits = (
+        ConsentPermission.objects.filter(
+            consent__person_id=OuterRef("friend_id"),
+            consent__application_id=caller.app_id,
+            consent__revoked_at__isnull=True,
+            consent__expires_at__gt=timezone.now(),
+            revoked_at__isnull=True,
+        )
+        .order_by()
+        .values("consent__person_id")
+        .annotate(bits=Sum(_PERMISSION_BIT))
+        .values("bits")
+    )
+    # Row layout: friend id, the requested values, then the facts the rule reads (grant
+    # bits, opt-in mask, audiences) contiguously, so one slice is the memo key.
+    columns = [
+        "friend_id",
+        *(f"friend__{f}" for f in names),
+        "grant_bits",
+        "friend__friend_share_mask",
+        *(f"friend__audience_{f}" for f in names),
+    ]
+    facts_at = 1 + len(names)
+    rows = list(
+        Friendship.objects.filter(where, person_id=caller.person_id)
+        .annotate(grant_bits=Subquery(grant_bits, output_field=IntegerField()))
+        .order_by("friend_id")
+        .values_list(*columns)[: limit + 1]
+    )
+    more = len(rows) > limit
+    del rows[limit:]
+    if not rows:
+        return _FriendPage([], [], 0, 0, None, False)
+
+    decisions: dict[tuple[Any, ...], _Decision] = {}
+    listed: list[tuple[tuple[Any, ...], _Decision]] = []
+    withheld_subjects = withheld_fields = 0
+    for row in rows:
+        key = row[facts_at:]
+        decision = decisions.get(key)
+        if decision is None:
+            decision = decisions[key] = _decide(caller, requested, names, key)
+        if decision.listed:
+            withheld_fields += decision.withheld
+            listed.append((row, decision))
+        else:
+            withheld_subjects += 1
+
+    ids = app_scoped_ids(caller.app_id, [row[0] for row, _ in listed])
+    entries: list[dict[str, Any]] = []
+    released: list[tuple[int, int]] = []
+    for (row, decision), scoped in zip(listed, ids, strict=True):
+        entry: dict[str, Any] = {ID_FIELD: scoped}
+        if decision.names:
+            entry.update(zip(decision.names, decision.values(row), strict=True))
+            for name in decision.dates:
+                if entry[name] is not None:
+                    entry[name] = entry[name].isoformat()
+        entries.append(entry)
+        released.append((row[0], decision.mask))
+    return _FriendPage(entries, released, withheld_subjects, withheld_fields, rows[-1][0], more)
+
+
+def _decide(
+    caller: Caller, requested: frozenset[str], names: list[str], facts: tuple[Any, ...]
+) -> _Decision:
+    """Apply the release rule to one friend's facts (grant bits, opt-in mask, audiences);
+    memoised by the caller per distinct facts."""
+    subject = SubjectFacts(
+        relation=Relation.FRIEND,
+        audience=dict(zip(names, facts[2:], strict=True)),
+        grant=_grant_from_bits(facts[0] or 0),
+        friend_share_mask=facts[1],
+    )
+    released = release(caller.app, caller.viewer, subject, requested)
+    shown = [(name, 1 + i) for i, name in enumerate(names) if name in released]
+    indexes = [index for _, index in shown]
+    return _Decision(
+        listed=ID_FIELD in released,
+        names=tuple(name for name, _ in shown),
+        values=_getter(indexes),
+        dates=tuple(name for name, _ in shown if name in DATE_FIELDS),
+        mask=fields_to_mask(released),
+        withheld=len(requested - released),
+    )
+
+
+def _getter(indexes: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A fast row -> tuple of the values at `indexes` (itemgetter, without its quirks)."""
+    if not indexes:
+        return lambda row: ()
+    if len(indexes) == 1:
+        only = indexes[0]
+        return lambda row: (row[only],)
+    return itemgetter(*indexes)
+
+
+def read_friends(
+    caller: Caller, fields: tuple[str, ...], limit: int, after: str | None
+) -> dict[str, Any]:
+    """GET /v1/me/friends: the caller's friends whom the release rule lists, a page of
+    `limit` friendships at a time in a stable order (friend id, never shown: the cursor
+    is opaque). A page may list fewer than `limit` friends; `meta` counts the withheld."""
+    if not may_list_friends(caller.app, caller.viewer):
+        raise insufficient_scope(FRIENDS_PERMISSION)
+    start = 0
+    if after is not None:
+        position = decode_cursor(after, "friends", caller.app_id, caller.person_id, 1)
+        if position is None:
+            raise invalid_request("The cursor is not valid for this request.")
+        start = position[0]
+    with transaction.atomic():
+        page = _friend_rows(caller, fields, Q(friend_id__gt=start), limit)
+        _disclose(caller, ENDPOINT_FRIENDS, page.released)
+    next_cursor = (
+        encode_cursor("friends", caller.app_id, caller.person_id, (page.last_scanned,))
+        if page.more and page.last_scanned is not None
+        else None
+    )
+    return {
+        "data": page.entries,
+        "paging": {"next": next_cursor},
+        "meta": {
+            "withheld_subjects": page.withheld_subjects,
+            "withheld_fields": page.withheld_fields,
+        },
+    }
+
+
+# --- /v1/me/posts -------------------------------------------------------------------------
+
+
+def post_id(app_id: int, post_pk: int) -> str:
+    """An app-scoped post id: an HMAC, so two apps cannot match their posts up."""
+    digest = hmac.new(
+        settings.PAIRWISE_KEY.encode(), f"post:{app_id}:{post_pk}".encode(), hashlib.sha256
+    ).digest()[:16]
+    return base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def read_posts(caller: Caller, limit: int, after: str | None) -> dict[str, Any]:
+    """GET /v1/me/posts: the caller's own posts, newest first (needs user_posts)."""
+    released = release(caller.app, caller.viewer, SubjectFacts(Relation.SELF), frozenset({"posts"}))
+    if "posts" not in released:
+        raise insufficient_scope(POSTS_PERMISSION)
+    where = Q()
+    if after is not None:
+        position = decode_cursor(after, "posts", caller.app_id, caller.person_id, 2)
+        if position is None:
+            raise invalid_request("The cursor is not valid for this request.")
+        moment = _EPOCH + timedelta(microseconds=position[0])
+        where = Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=position[1])
+    with transaction.atomic():
+        rows = list(
+            Post.objects.filter(where, author_id=caller.person_id)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", "created_at", "message")[: limit + 1]
+        )
+        more = len(rows) > limit
+        del rows[limit:]
+        _disclose(caller, ENDPOINT_POSTS, [(caller.person_id, RELEASE_BIT["posts"])])
+    data = [
+        {"id": post_id(caller.app_id, pk), "created_time": created.isoformat(), "message": message}
+        for pk, created, message in rows
+    ]
+    next_cursor = None
+    if more and rows:
+        pk, created, _ = rows[-1]
+        micros = (created - _EPOCH) // timedelta(microseconds=1)
+        next_cursor = encode_cursor("posts", caller.app_id, caller.person_id, (micros, pk))
+    return {"data": data, "paging": {"next": next_cursor}, "meta": {"withheld_fields": 0}}

@@ -1,0 +1,278 @@
+"""The request validator: where OAuth decisions meet Consentry's rules.
+
+django-oauth-toolkit's validator with these changes:
+- scopes: only the permissions of the catalogue, review-needed ones only once staff
+  approved them for the app, agreement ones only after the agreement is signed, and only
+  for a person the app may serve (live, or development with the person as member; never
+  suspended or banned) (SPEC.md rule 1);
+- authorization codes are stored as SHA-256 and kept after use, so a replayed code fails
+  and revokes every token the first exchange produced (RFC 6749 4.1.2, RFC 9700 4.5);
+- every access and refresh token is tied to the person's Consent and never carries more
+  than its active permissions; refresh fails once the consent is revoked or expired;
+- `sub` and every other person id are pairwise per app (OpenID Connect Core 8.1), the
+  `email` claim is the real address or a per-app relay address, as the person chose;
+- client authentication failures are counted per client id and, past a limit, the client
+  is refused for a while even with the right secret (guessing, RFC 6749 10.10).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.common import Request
+from oauthlib.oauth2.rfc6749 import errors
+
+from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
+from consentry.grants.models import Consent
+from consentry.grants.permissions import PERMISSIONS
+from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
+from consentry.oauth.pairwise import app_scoped_id
+from consentry.oauth.tokens import access_token_for
+
+
+def code_hash(code: str) -> str:
+    """What is stored for an authorization code: its SHA-256."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def relay_address(application_id: int, person_id: int) -> str:
+    """The per-app relay address: unique to this person and app, useless elsewhere."""
+    host = urlsplit(settings.PUBLIC_URL).hostname or "localhost"
+    return f"{app_scoped_id(application_id, person_id)}@relay.{host}"
+
+
+def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
+    """The requested permissions this app may not ask for (SPEC.md rule 1, "approved in
+    review for the permission"): unknown ones, review-needed ones staff did not approve,
+    and agreement ones while the data-use agreement is unsigned."""
+    refused = set()
+    approved = set(application.approved_permissions or ())
+    for scope in scopes:
+        perm = PERMISSIONS.get(scope)
+        if (
+            perm is None
+            or (perm.review and scope not in approved)
+            or (perm.agreement and application.agreement_signed_at is None)
+        ):
+            refused.add(scope)
+    return refused
+
+
+class ConsentryValidator(OAuth2Validator):
+    oidc_claim_scope = {
+        "sub": "openid",
+        "name": "profile",
+        "picture": "profile",
+        "email": "email",
+        "email_verified": "email",
+    }
+
+    # --- client authentication (RFC 6749 2.3.1), throttled per client id ---------------
+
+    def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        client_id = self._attempted_client_id(request)
+        key = "consentry:client-auth-failures:" + hashlib.sha256(client_id.encode()).hexdigest()
+        if client_id and cache.get(key, 0) >= settings.CLIENT_AUTH_FAILURE_LIMIT:
+            return False
+        ok = bool(super().authenticate_client(request, *args, **kwargs))
+        if not ok and client_id:
+            cache.add(key, 0, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
+        return ok
+
+    def _attempted_client_id(self, request: Request) -> str:
+        auth = self._extract_basic_auth(request)
+        if auth:
+            try:
+                decoded = base64.b64decode(auth).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                return ""
+            return unquote_plus(decoded.split(":", 1)[0])[:200]
+        return str(getattr(request, "client_id", "") or "")[:200]
+
+    # --- scopes and who may use the app (SPEC.md rule 1) --------------------------------
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Application, request: Request, *a: Any
+    ) -> bool:
+        if not scopes or disallowed_permissions(client, set(scopes)):
+            return False
+        user = getattr(request, "user", None)
+        if user is not None and getattr(user, "pk", None) is not None:
+            return client.is_usable_by(user.pk)
+        return bool(client.is_usable(request))
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Application, request: Request, *a: Any
+    ) -> bool:
+        if grant_type not in ("authorization_code", "refresh_token"):
+            return False
+        return bool(super().validate_grant_type(client_id, grant_type, client, request, *a))
+
+    # --- authorization codes: hashed at rest, single use, replay revokes ----------------
+
+    def _create_authorization_code(
+        self, request: Request, code: dict[str, str], expires: Any = None
+    ) -> Grant:
+        return super()._create_authorization_code(
+            request, {"code": code_hash(code["code"])}, expires
+        )
+
+    def validate_code(
+        self, client_id: str, code: str, client: Application, request: Request, *a: Any
+    ) -> bool:
+        grant = Grant.objects.filter(code=code_hash(code), application=client).first()
+        if grant is None:
+            return False
+        # Claim the code atomically: of two concurrent exchanges only one wins.
+        claimed = Grant.objects.filter(pk=grant.pk, used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if not claimed:
+            # Replay: the code was already exchanged, so whoever holds it now may have
+            # stolen it. Revoke what the first exchange issued (RFC 6749 4.1.2).
+            grant.refresh_from_db(fields=["token_family"])
+            if grant.token_family:
+                RefreshToken.revoke_family(grant.token_family)
+            return False
+        if grant.is_expired() or not client.is_usable_by(grant.user_id):
+            return False
+        consent = consent_for(grant.user_id, client.pk)
+        if not active_permissions(consent) >= set(grant.scope.split()):
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        request.consentry_grant_id = grant.pk
+        if grant.nonce:
+            request.nonce = grant.nonce
+        return True
+
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: Request, *a: Any
+    ) -> None:
+        # validate_code already marked the code used; keeping the row until it expires is
+        # what lets a replay be recognised.
+        if not Grant.objects.filter(code=code_hash(code), application=request.client).exists():
+            raise errors.InvalidGrantError(request=request)
+
+    def confirm_redirect_uri(
+        self, client_id: str, code: str, redirect_uri: str, client: Application, *a: Any, **k: Any
+    ) -> bool:
+        grant = Grant.objects.filter(code=code_hash(code), application=client).first()
+        return grant is not None and bool(grant.redirect_uri_allowed(redirect_uri))
+
+    def get_code_challenge(self, code: str, request: Request) -> str | None:
+        grant = Grant.objects.get(code=code_hash(code), application=request.client)
+        return grant.code_challenge or None
+
+    def get_code_challenge_method(self, code: str, request: Request) -> str | None:
+        grant = Grant.objects.get(code=code_hash(code), application=request.client)
+        return grant.code_challenge_method or None
+
+    def get_authorization_code_scopes(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> list[str]:
+        scope = Grant.objects.filter(code=code_hash(code)).values_list("scope", flat=True).first()
+        return scope.split() if scope else []
+
+    def get_authorization_code_nonce(
+        self, client_id: str, code: str, redirect_uri: str, request: Request
+    ) -> str | None:
+        nonce = Grant.objects.filter(code=code_hash(code)).values_list("nonce", flat=True).first()
+        return nonce or None
+
+    # --- tokens derive from the consent ----------------------------------------------
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Application, request: Request, *a: Any
+    ) -> bool:
+        if not super().validate_refresh_token(refresh_token, client, request, *a):
+            return False
+        rt = request.refresh_token_instance
+        consent = consent_for(rt.user_id, client.pk)
+        return (
+            consent is not None
+            and consent.is_active()
+            and bool(active_permissions(consent))
+            and client.is_usable_by(rt.user_id)
+        )
+
+    def _consent_for_request(self, request: Request) -> Consent | None:
+        cached = getattr(request, "consentry_consent", None)
+        if cached is None:
+            cached = consent_for(request.user.pk, request.client.pk)
+            request.consentry_consent = cached
+        return cached
+
+    def _save_bearer_token(self, token: dict[str, Any], request: Request, *a: Any, **k: Any) -> Any:
+        consent = self._consent_for_request(request)
+        active = active_permissions(consent)
+        # Never more than the consent grants right now, whatever the code or refresh
+        # token carried (it may have been narrowed since).
+        token["scope"] = " ".join(s for s in str(token.get("scope", "")).split() if s in active)
+        if not token["scope"] or consent is None:
+            raise errors.AccessDeniedError(request=request)
+        result = super()._save_bearer_token(token, request, *a, **k)
+        do_record_consent_use(consent)
+        return result
+
+    def _create_access_token(
+        self,
+        expires: Any,
+        request: Request,
+        token: dict[str, Any],
+        source_refresh_token: Any = None,
+    ) -> AccessToken:
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        access_token.consent = self._consent_for_request(request)
+        access_token.save(update_fields=["consent"])
+        return access_token
+
+    def _create_refresh_token(
+        self,
+        request: Request,
+        refresh_token_code: str,
+        access_token: AccessToken,
+        previous_refresh_token: RefreshToken | None,
+    ) -> RefreshToken:
+        rt = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        rt.consent = self._consent_for_request(request)
+        rt.save(update_fields=["consent"])
+        grant_id = getattr(request, "consentry_grant_id", None)
+        if grant_id is not None and previous_refresh_token is None:
+            Grant.objects.filter(pk=grant_id).update(token_family=rt.token_family)
+        return rt
+
+    def _load_access_token(self, token: str) -> AccessToken | None:
+        return access_token_for(token)
+
+    # --- OpenID Connect claims ----------------------------------------------------------
+
+    def get_claim_dict(self, request: Request) -> dict[str, Any]:
+        person = request.user
+        app = request.client
+        consent = consent_for(person.pk, app.pk)
+        relay = consent is not None and consent.email_choice == "relay"
+        return {
+            "sub": app_scoped_id(app.pk, person.pk),
+            "name": person.name,
+            "picture": person.picture,
+            "email": relay_address(app.pk, person.pk) if relay else person.email,
+            "email_verified": True,
+        }
+
+    def get_discovery_claims(self, request: Any) -> list[str]:
+        return ["sub", "name", "picture", "email", "email_verified"]

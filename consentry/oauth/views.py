@@ -1,0 +1,245 @@
+"""OAuth 2.1 / OpenID Connect endpoints that Consentry does differently from
+django-oauth-toolkit: the consent screen and token introspection."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_deny
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
+from oauth2_provider.views import oidc as dot_oidc
+from oauthlib.common import Request as OauthlibRequest
+from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+
+from consentry.grants.actions import (
+    active_permissions,
+    consent_for,
+    do_grant_consent,
+    do_record_consent_use,
+)
+from consentry.grants.models import Consent
+from consentry.oauth.consent import ConsentPlan, plan_consent
+from consentry.oauth.models import Application
+from consentry.oauth.pairwise import app_scoped_id
+from consentry.oauth.tokens import access_token_for
+from consentry.oauth.validators import ConsentryValidator, relay_address
+from consentry.people.models import Person
+
+CONSENT_CSP = "frame-ancestors 'none'; form-action 'self' https:"
+
+
+@method_decorator([never_cache, xframe_options_deny], name="dispatch")
+class ConsentView(AuthorizationView):
+    """The authorization endpoint (RFC 6749 4.1.1) with Consentry's consent screen.
+
+    Both GET and POST validate the authorization request from the query string, so the
+    POST cannot be fed parameters the person was not shown; the form carries only the
+    person's answer (CSRF-protected). Only ticked permissions are granted, recorded in
+    the person's Consent, and put in the code; "Deny" returns `access_denied` to the app.
+    """
+
+    template_name = "oauth/consent.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().dispatch(request, *args, **kwargs)
+        response["Content-Security-Policy"] = CONSENT_CSP
+        return response
+
+    def _validated(
+        self, request: HttpRequest
+    ) -> tuple[Application, list[str], dict[str, Any]] | HttpResponse:
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Application.objects.get(client_id=credentials["client_id"])
+        if not application.is_usable_by(request.user.pk):
+            # A development app the person has no role on looks exactly like an unknown
+            # one (same answer for unknown and forbidden).
+            unknown = oauth_errors.InvalidClientIdError()
+            return self.render_to_response({"error": unknown}, status=400)
+        return application, list(scopes), credentials
+
+    def _plan(
+        self, request: HttpRequest, application: Application, scopes: list[str]
+    ) -> tuple[Consent | None, ConsentPlan]:
+        consent = consent_for(_person(request).pk, application.pk)
+        plan = plan_consent(scopes, active_permissions(consent), application.purposes or {})
+        return consent, plan
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        validated = self._validated(request)
+        if isinstance(validated, HttpResponse):
+            return validated
+        application, scopes, credentials = validated
+        if "login" in request.GET.get("prompt", "").split():
+            return self.handle_prompt_login()
+        consent, plan = self._plan(request, application, scopes)
+        if plan.nothing_new and consent is not None and plan.requested:
+            # Incremental consent: everything asked for is already granted.
+            do_record_consent_use(consent)
+            return self._authorize(application, plan.granted(set()), credentials)
+        return self.render_to_response(
+            self._context(application, plan, consent_email=getattr(consent, "email_choice", ""))
+        )
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        validated = self._validated(request)
+        if isinstance(validated, HttpResponse):
+            return validated
+        application, scopes, credentials = validated
+        consent, plan = self._plan(request, application, scopes)
+        ticked = set(request.POST.getlist("permission"))
+        granted = plan.granted(ticked)
+        if request.POST.get("decision") != "allow" or not granted:
+            return self._authorize(application, (), credentials)
+        new = plan.new_permissions(ticked)
+        email_choice = request.POST.get("email_choice", "real")
+        if "email" not in new:
+            email_choice = consent.email_choice if consent is not None else "real"
+        do_grant_consent(
+            _person(request),
+            application,
+            set(granted),
+            purposes_shown={p: t for p, t in plan.purposes_shown().items() if p in new},
+            email_choice=email_choice if email_choice in ("real", "relay") else "real",
+        )
+        return self._authorize(application, granted, credentials)
+
+    def _authorize(
+        self, application: Application, scopes: tuple[str, ...], credentials: dict[str, Any]
+    ) -> HttpResponse:
+        try:
+            uri, _headers, _body, _status = self.create_authorization_response(
+                request=self.request,
+                scopes=" ".join(scopes),
+                credentials=credentials,
+                allow=bool(scopes),
+            )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
+
+    def _context(
+        self, application: Application, plan: ConsentPlan, consent_email: str
+    ) -> dict[str, Any]:
+        person = self.request.user
+        return {
+            "application": application,
+            "plan": plan,
+            "rows": plan.rows,
+            "already": sorted(plan.already),
+            "incremental": bool(plan.already),
+            "status": application.get_status_display(),
+            "asks_email": any(r.permission == "email" for r in plan.rows),
+            "email_choice": consent_email or "real",
+            "real_email": getattr(person, "email", ""),
+            "relay_email": relay_address(application.pk, person.pk),
+        }
+
+
+def _person(request: HttpRequest) -> Person:
+    """The signed-in person (the authorization endpoint requires login)."""
+    assert isinstance(request.user, Person)
+    return request.user
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class IntrospectView(View):
+    """Token introspection for resource servers (RFC 7662).
+
+    The caller authenticates as a client (HTTP Basic or client_secret_post, RFC 7662 2.1)
+    and learns about its own tokens only: a token issued to another app is reported
+    `{"active": false}`, exactly like an unknown one (RFC 7662 2.2 lets the server limit
+    what it reveals). `sub` is the app-scoped id, never a global one.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        client = _authenticated_client(request)
+        if client is None:
+            response = JsonResponse({"error": "invalid_client"}, status=401)
+            response["WWW-Authenticate"] = 'Basic realm="introspection"'
+            return response
+        raw = request.POST.get("token", "")
+        token = access_token_for(raw) if raw else None
+        if token is None or token.application_id != client.pk:
+            return JsonResponse({"active": False})
+        return JsonResponse(
+            {
+                "active": True,
+                "scope": token.scope,
+                "client_id": client.client_id,
+                "token_type": "Bearer",
+                "exp": calendar.timegm(token.expires.utctimetuple()),
+                "iat": calendar.timegm(token.created.utctimetuple()),
+                "sub": app_scoped_id(client.pk, token.user_id),
+            }
+        )
+
+
+def _authenticated_client(request: HttpRequest) -> Application | None:
+    """The confidential client authenticating this request, throttled like the token
+    endpoint (ConsentryValidator.authenticate_client)."""
+    headers = {"HTTP_AUTHORIZATION": request.META.get("HTTP_AUTHORIZATION", "")}
+    body = [(k, v) for k, v in request.POST.items() if k in ("client_id", "client_secret")]
+    oauth_request = OauthlibRequest(request.build_absolute_uri(), "POST", body, headers)
+    oauth_request.client = None
+    if not ConsentryValidator().authenticate_client(oauth_request):
+        return None
+    client = oauth_request.client
+    if not isinstance(client, Application) or client.client_type != client.CLIENT_CONFIDENTIAL:
+        return None
+    return client
+
+
+class DiscoveryView(ConnectDiscoveryInfoView):
+    """OpenID Connect Discovery 1.0 (`/.well-known/openid-configuration`): django-oauth-
+    toolkit's document, corrected to advertise only what this server accepts."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        data = json.loads(response.content)
+        data["id_token_signing_alg_values_supported"] = ["RS256"]
+        data["code_challenge_methods_supported"] = ["S256"]
+        data["grant_types_supported"] = ["authorization_code", "refresh_token"]
+        data["introspection_endpoint"] = request.build_absolute_uri(
+            reverse("oauth2_provider:introspect")
+        )
+        data["revocation_endpoint"] = request.build_absolute_uri(
+            reverse("oauth2_provider:revoke-token")
+        )
+        fixed = JsonResponse(data)
+        for header in ("Access-Control-Allow-Origin", "Cache-Control"):
+            if header in response:
+                fixed[header] = response[header]
+        return fixed
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class UserInfoView(dot_oidc.UserInfoView):
+    """OpenID Connect UserInfo. Refuses an access token in the query string (RFC 6750 2.3
+    is forbidden by RFC 9700 4.3.2); django-oauth-toolkit only checks that elsewhere."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "access_token" in request.GET:
+            response = JsonResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "Send the access token in the Authorization header.",
+                },
+                status=400,
+            )
+            response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
+            return response
+        return super().dispatch(request, *args, **kwargs)
