@@ -68,6 +68,7 @@ def build_world() -> tuple[int, int, str]:
     from django.utils import timezone
 
     from consentry.grants.models import Consent, ConsentPermission
+    from consentry.grants.permissions import permissions_to_mask
     from consentry.oauth.models import AccessToken, Application, AppStatus
     from consentry.people.models import Friendship, Person
 
@@ -101,14 +102,22 @@ def build_world() -> tuple[int, int, str]:
         limits={"requests_per_minute": 10**6, "token_requests_per_minute": 10**6},
     )
     now = timezone.now()
+    scopes = ["openid", "profile", "user_birthday"]
     consents = Consent.objects.bulk_create(
         [
-            Consent(person_id=p.pk, application=app, expires_at=now + timedelta(days=90))
+            Consent(
+                person_id=p.pk,
+                application=app,
+                expires_at=now + timedelta(days=90),
+                # What grants.actions.do_grant_consent would store for these rows.
+                permission_mask=permissions_to_mask(
+                    [*scopes, "user_friends"] if p.pk == me.pk else scopes
+                ),
+            )
             for p in people
         ],
         batch_size=1000,
     )
-    scopes = ["openid", "profile", "user_birthday"]
     ConsentPermission.objects.bulk_create(
         [ConsentPermission(consent=c, permission=s) for c in consents for s in scopes]
         + [ConsentPermission(consent=consents[0], permission="user_friends")],
@@ -127,7 +136,14 @@ def build_world() -> tuple[int, int, str]:
 
 
 def baseline(person_id: int, app_id: int) -> bytes:
-    """The same JSON straight from the database: no token, no checks, no ledger."""
+    """The same JSON straight from the database: no token, no checks, no ledger.
+
+    Fair by construction: the same rows (friendship -> person, friend id order), the same
+    app-scoped ids computed the same cheap batch way as the view (one cipher call via
+    oauth.pairwise.app_scoped_ids; an app never sees raw ids, so raw ids would not be
+    the same JSON), dates rendered the same way, and the same json.dumps settings as
+    graph.api. It skips exactly what the issue says it skips: token, consent and rule
+    checks, the consent join, and the ledger write."""
     from consentry.oauth.pairwise import app_scoped_ids
     from consentry.people.models import Friendship
 

@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from consentry.grants.models import Consent, ConsentPermission
+from consentry.grants.permissions import permissions_to_mask
 from consentry.ledger.api import LedgerEntry, read_entry
 from consentry.ledger.models import CallRecord
 from consentry.oauth.models import AccessToken, Application
@@ -68,14 +69,16 @@ def direct_consent(
     email_choice: str = "real",
 ) -> Consent:
     now = timezone.now()
+    gone = set(revoked_permissions)
     consent = Consent.objects.create(
         person_id=person_id,
         application=app,
         expires_at=expires_at or now + timedelta(days=90),
         revoked_at=now if revoked else None,
         email_choice=email_choice,
+        # Equal to the active rows below, as grants.actions keeps it.
+        permission_mask=permissions_to_mask(set(permissions) - gone),
     )
-    gone = set(revoked_permissions)
     ConsentPermission.objects.bulk_create(
         [
             ConsentPermission(consent=consent, permission=p, revoked_at=now if p in gone else None)

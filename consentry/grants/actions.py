@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from consentry.grants.models import GRANT_LIFETIME, Consent, ConsentPermission
-from consentry.grants.permissions import PERMISSIONS
+from consentry.grants.permissions import PERMISSIONS, permissions_to_mask
 from consentry.oauth.models import AccessToken, Application, RefreshToken
 from consentry.people.models import Person
 
@@ -54,6 +54,7 @@ def do_grant_consent(
     permission (with the purpose text shown, and when), re-grants permissions that were
     revoked, un-revokes the consent, and starts a fresh 90-day expiry (rule 2). Permissions
     already active keep their original `granted_at`. Unknown permission names are refused.
+    `Consent.permission_mask` ends equal to the active permission rows.
     """
     scopes = set(scopes)
     unknown = scopes - PERMISSIONS.keys()
@@ -72,21 +73,33 @@ def do_grant_consent(
                 "last_used_at": now,
                 "expires_at": now + GRANT_LIFETIME,
                 "email_choice": email_choice,
+                "permission_mask": permissions_to_mask(scopes),
             },
         )
+        existing: dict[str, ConsentPermission] = {}
         if not created:
             if not consent.is_active(now):
                 # A lapsed consent starts over: nothing of it survives the lapse.
                 ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).update(
                     revoked_at=now
                 )
+            existing = {p.permission: p for p in ConsentPermission.objects.filter(consent=consent)}
+            still_active = {name for name, row in existing.items() if row.revoked_at is None}
             consent.revoked_at = None
             consent.last_used_at = now
             consent.expires_at = now + GRANT_LIFETIME
+            consent.permission_mask = permissions_to_mask(still_active | scopes)
             if "email" in scopes:
                 consent.email_choice = email_choice
-            consent.save(update_fields=["revoked_at", "last_used_at", "expires_at", "email_choice"])
-        existing = {p.permission: p for p in ConsentPermission.objects.filter(consent=consent)}
+            consent.save(
+                update_fields=[
+                    "revoked_at",
+                    "last_used_at",
+                    "expires_at",
+                    "email_choice",
+                    "permission_mask",
+                ]
+            )
         for scope in sorted(scopes):
             row = existing.get(scope)
             if row is None:
@@ -109,16 +122,18 @@ def do_revoke_consent(consent: Consent) -> None:
 
     Marks the consent and all its permissions revoked and, in the same transaction,
     deletes every access token and revokes every refresh token the app holds for that
-    person, so no old token works for even one more call.
+    person, so no old token works for even one more call. Its `permission_mask` becomes 0.
     """
     now = timezone.now()
     with transaction.atomic():
-        Consent.objects.filter(pk=consent.pk).update(revoked_at=now)
+        _lock(consent)
+        Consent.objects.filter(pk=consent.pk).update(revoked_at=now, permission_mask=0)
         ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).update(
             revoked_at=now
         )
         _invalidate_tokens(consent.person_id, consent.application_id, now)
     consent.revoked_at = now
+    consent.permission_mask = 0
 
 
 def do_revoke_permission(consent: Consent, permission: str) -> None:
@@ -126,19 +141,27 @@ def do_revoke_permission(consent: Consent, permission: str) -> None:
     transaction (their `scope` is rewritten without it, refresh tokens included, since a
     refreshed token takes its scope from the access token it replaces).
 
-    Revoking the last active permission revokes the whole consent.
+    Revoking the last active permission revokes the whole consent. The consent row is
+    locked first and its `permission_mask` rewritten from the remaining active rows.
     """
     now = timezone.now()
     with transaction.atomic():
+        _lock(consent)
         ConsentPermission.objects.filter(
             consent=consent, permission=permission, revoked_at__isnull=True
         ).update(revoked_at=now)
-        remaining = ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True)
-        if not remaining.exists():
-            Consent.objects.filter(pk=consent.pk).update(revoked_at=now)
+        remaining = ConsentPermission.objects.filter(
+            consent=consent, revoked_at__isnull=True
+        ).values_list("permission", flat=True)
+        mask = permissions_to_mask(remaining)
+        if not mask:
+            Consent.objects.filter(pk=consent.pk).update(revoked_at=now, permission_mask=0)
             consent.revoked_at = now
+            consent.permission_mask = 0
             _invalidate_tokens(consent.person_id, consent.application_id, now)
             return
+        Consent.objects.filter(pk=consent.pk).update(permission_mask=mask)
+        consent.permission_mask = mask
         tokens = AccessToken.objects.select_for_update().filter(
             user_id=consent.person_id,
             application_id=consent.application_id,
@@ -165,6 +188,13 @@ def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None
     )
     consent.last_used_at = now
     consent.expires_at = now + GRANT_LIFETIME
+
+
+def _lock(consent: Consent) -> None:
+    """Lock the consent row until the transaction ends, so concurrent changes to one
+    consent's permissions apply one after the other and its permission_mask, computed from
+    the rows, is never built from a stale read."""
+    list(Consent.objects.select_for_update().filter(pk=consent.pk).values_list("pk"))
 
 
 def _invalidate_tokens(person_id: int, application_id: int, now: datetime) -> None:

@@ -29,6 +29,11 @@ class Consent(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     # "real" or "relay": which address the person chose to give for the email permission.
     email_choice = models.CharField(max_length=8, default="real")
+    # The active ConsentPermission rows (revoked_at is null) as grants.permissions.
+    # PERMISSION_BIT bits, so a read of many people's grants is one column, not an
+    # aggregate over rows (bench/read_friends.py). Every action in grants.actions keeps
+    # it equal to the rows in the same transaction; 0 once the consent is revoked.
+    permission_mask = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [

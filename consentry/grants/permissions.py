@@ -7,6 +7,7 @@ agreement. There is deliberately no permission for another person's data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -41,6 +42,24 @@ PERMISSIONS: dict[str, Permission] = {
 }
 
 BASIC_LOGIN = frozenset({"openid", "profile"})
+
+# Each permission's bit in Consent.permission_mask, in catalogue order. The order is
+# stored in the database: add new permissions at the end, never reorder or remove one.
+PERMISSION_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(PERMISSIONS)}
+
+
+def permissions_to_mask(permissions: Iterable[str]) -> int:
+    """The PERMISSION_BIT mask of some permission names (KeyError for unknown names)."""
+    mask = 0
+    for name in permissions:
+        mask |= PERMISSION_BIT[name]
+    return mask
+
+
+def mask_to_permissions(mask: int) -> frozenset[str]:
+    """The permission names whose bits are set in `mask`."""
+    return frozenset(name for name, bit in PERMISSION_BIT.items() if mask & bit)
+
 
 # The permission that covers each releasable field. `id` (the app-scoped id) comes with
 # any grant at all: an app cannot be told about a person without learning that handle.
