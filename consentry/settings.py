@@ -118,7 +118,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/privacy/"
+LOGIN_REDIRECT_URL = "/"
 
 # Login throttling (django-axes): lock a username+address pair after 5 failures for 15 min.
 AXES_FAILURE_LIMIT = 5

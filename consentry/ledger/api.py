@@ -238,41 +238,36 @@ def record_disclosure(
     sql = _statements()
     alias = connection.settings_dict["NAME"]
     with connection.cursor() as cursor:
+
+        def advance(index: int, old_blob: bytes, created_at: datetime) -> tuple[bytes, Any, bytes]:
+            """Hash the record as leaf `index` and move the head from `old_blob` past it."""
+            leaf = records.record_leaf_hash(
+                index=index,
+                created_at=created_at,
+                app_id=app_id,
+                actor_id=actor_id,
+                token_id=token_id,
+                endpoint=endpoint,
+                subject_count=count,
+                subjects=subjects,
+            )
+            frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
+            new_blob = merkle.pack_frontier(frontier)
+            cursor.execute(sql["advance"], [index + 1, new_blob, index, old_blob])
+            return leaf, frontier, new_blob
+
         created_at = timezone.now()
         hint = _head_hint.get(alias)
         advanced = False
         if hint is not None:
+            # Optimistic: the head as this process last left it (one guarded UPDATE).
             index, old_blob = hint
-            leaf = records.record_leaf_hash(
-                index=index,
-                created_at=created_at,
-                app_id=app_id,
-                actor_id=actor_id,
-                token_id=token_id,
-                endpoint=endpoint,
-                subject_count=count,
-                subjects=subjects,
-            )
-            frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
-            new_blob = merkle.pack_frontier(frontier)
-            cursor.execute(sql["advance"], [index + 1, new_blob, index, old_blob])
+            leaf, frontier, new_blob = advance(index, old_blob, created_at)
             advanced = cursor.rowcount == 1
         if not advanced:
             index, old_blob = _read_head_locked(cursor, sql)
             created_at = timezone.now()
-            leaf = records.record_leaf_hash(
-                index=index,
-                created_at=created_at,
-                app_id=app_id,
-                actor_id=actor_id,
-                token_id=token_id,
-                endpoint=endpoint,
-                subject_count=count,
-                subjects=subjects,
-            )
-            frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
-            new_blob = merkle.pack_frontier(frontier)
-            cursor.execute(sql["advance"], [index + 1, new_blob, index, old_blob])
+            leaf, frontier, new_blob = advance(index, old_blob, created_at)
             if cursor.rowcount != 1:
                 raise RuntimeError("the ledger head changed while it was locked")
         cursor.execute(
