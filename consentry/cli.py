@@ -9,14 +9,17 @@ import sys
 
 # Two-word commands named in SPEC.md, mapped to their management command.
 GROUPS = {"world", "ledger", "apps", "bench", "staff"}
+# Groups that are one command with their own subcommands or arguments.
+KEEP = {"apps", "bench"}
 
 
 def translate(argv: list[str]) -> list[str]:
     """Turn `consentry world generate ...` into `world_generate ...`.
 
-    `apps` keeps its own subcommands (`apps create`, `apps list`) inside one command.
+    `apps` keeps its own subcommands (`apps create`, `apps list`) inside one command, and
+    `bench NAME` runs bench/NAME.py.
     """
-    if len(argv) >= 2 and argv[0] in GROUPS and argv[0] != "apps" and not argv[1].startswith("-"):
+    if len(argv) >= 2 and argv[0] in GROUPS - KEEP and not argv[1].startswith("-"):
         return [f"{argv[0]}_{argv[1]}", *argv[2:]]
     return argv
 

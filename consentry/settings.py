@@ -186,7 +186,8 @@ OAUTH2_PROVIDER: dict[str, object] = {
     "OAUTH2_VALIDATOR_CLASS": "consentry.oauth.validators.ConsentryValidator",
     "PKCE_REQUIRED": True,
     # Exact redirect URI matching over HTTPS only (RFC 9700 section 2.1, 4.1.3).
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # http only for loopback redirect URIs: consentry.oauth.actions.check_redirect_uri.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
     "ALLOW_URI_WILDCARDS": False,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,

@@ -87,3 +87,12 @@ def test_cli_maps_two_word_commands():
     assert translate(["ledger", "verify"]) == ["ledger_verify"]
     assert translate(["apps", "create", "--name", "x"]) == ["apps", "create", "--name", "x"]
     assert translate(["serve", "--port", "1"]) == ["serve", "--port", "1"]
+
+
+def test_bench_command_lists_the_benchmarks(capsys):
+    from consentry.cli import main
+
+    assert translate(["bench", "read_friends"]) == ["bench", "read_friends"]
+    main(["bench"])
+    listed = capsys.readouterr().out.split()
+    assert {"read_friends", "ledger_append", "ledger_query", "world_generate"} <= set(listed)

@@ -52,6 +52,12 @@ def test_apps_create_prints_the_secret_once_and_stores_it_hashed(make_person):
     assert "client_secret" not in listing[0]
 
 
+def test_loopback_http_redirect_is_allowed_for_local_apps():
+    """RFC 8252 section 7.3: native and local apps receive the code on a loopback port."""
+    run("apps", "create", "--name", "Local", "--redirect-uri", "http://127.0.0.1:5173/callback")
+    assert Application.objects.get(name="Local").redirect_uris == "http://127.0.0.1:5173/callback"
+
+
 def test_apps_create_defaults_to_development(make_person):
     out = run("apps", "create", "--name", "Dev", "--redirect-uri", "https://d.example.test/cb")
     assert "client_secret:" in out
@@ -63,6 +69,8 @@ def test_apps_create_defaults_to_development(make_person):
     [
         ["--redirect-uri", "http://insecure.example.test/cb"],
         ["--redirect-uri", "https://a.example.test/cb#frag"],
+        ["--redirect-uri", "https://user:pw@a.example.test/cb"],
+        ["--redirect-uri", "http://127.0.0.1.example.test/cb"],
         ["--redirect-uri", "https://a.example.test/cb", "--permissions", "read_everything"],
         ["--redirect-uri", "https://a.example.test/cb", "--purpose", "no-equals-sign"],
     ],

@@ -17,7 +17,9 @@ def _people(n: int, prefix: str) -> np.ndarray:
     Person.objects.bulk_create(
         [Person(email=f"{prefix}{i}@example.test", name=f"{prefix} {i}") for i in range(n)]
     )
-    ids = Person.objects.filter(email__startswith=prefix).order_by("pk").values_list("pk", flat=True)
+    ids = (
+        Person.objects.filter(email__startswith=prefix).order_by("pk").values_list("pk", flat=True)
+    )
     return np.array(list(ids), dtype=np.int64)
 
 

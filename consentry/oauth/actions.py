@@ -9,8 +9,24 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
+from consentry.config import is_loopback
 from consentry.grants.permissions import PERMISSIONS
 from consentry.oauth.models import Application, AppStatus
+
+
+def check_redirect_uri(uri: str) -> None:
+    """Refuse a redirect URI that is not absolute HTTPS without a fragment (RFC 9700
+    section 2.1), except plain HTTP on a loopback address, which RFC 8252 section 7.3
+    allows for apps running on the developer's or the person's own machine."""
+    parts = urlsplit(uri)
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and is_loopback(parts.hostname or "")
+    )
+    if not secure or not parts.hostname or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            f"redirect URI {uri!r} must be an absolute https URI (or http on a loopback "
+            "address), without user info or a fragment"
+        )
 
 
 def do_create_application(
@@ -27,15 +43,13 @@ def do_create_application(
     """Register a confidential client for the authorization code flow with RS256 ID
     tokens. Returns the app and its client secret: the only time the secret exists in
     plain, since it is stored hashed. Raises ValueError for unknown permissions or a
-    redirect URI that is not absolute HTTPS without a fragment (RFC 9700 2.1)."""
+    redirect URI check_redirect_uri() refuses."""
     unknown = set(approved_permissions) - PERMISSIONS.keys()
     unknown |= set(purposes or {}) - PERMISSIONS.keys()
     if unknown:
         raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
     for uri in redirect_uris:
-        parts = urlsplit(uri)
-        if parts.scheme != "https" or not parts.hostname or parts.fragment:
-            raise ValueError(f"redirect URI {uri!r} must be an absolute https URI, no fragment")
+        check_redirect_uri(uri)
     secret = generate_client_secret()
     with transaction.atomic(durable=True):
         app = Application.objects.create(
