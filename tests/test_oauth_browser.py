@@ -129,3 +129,37 @@ def test_dutch_consent_page_renders_in_dutch(live_server, make_person):
     assert "Je verjaardag" in text
     assert buttons == ("Toestaan", "Weigeren")
     assert lang == "nl"
+
+
+def test_local_app_on_a_loopback_address_gets_its_code(live_server, make_person):
+    """An app on the developer's machine (http loopback redirect, RFC 8252 7.3) gets the
+    redirect: the consent page's form-action policy allows the app's registered origin."""
+    local = "http://127.0.0.1:9/callback"
+    person = make_person(email="lotte@example.test", password=PASSWORD)
+    app, _ = make_app(name="Local calendar", redirect_uri=local)
+    _verifier, challenge = pkce_pair()
+    url = urljoin(
+        live_server.url,
+        authorize_url(app, ["openid", "profile"], challenge, state="st-2", redirect_uri=local),
+    )
+    email = person.email
+    returned: list[str] = []
+
+    def app_callback(route: Route) -> None:
+        returned.append(route.request.url)
+        route.fulfill(status=200, body="back at the local app")
+
+    with chromium() as browser:
+        page = browser.new_page(locale="en-US")
+        page.route(local + "**", app_callback)
+        page.goto(url)
+        page.fill("input[name=username]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]:not(.link)")
+        page.wait_for_selector("#consent-form")
+        page.click("#allow")
+        page.wait_for_url(local + "**")
+    assert returned
+    params = redirect_params(returned[-1])
+    assert params["state"] == "st-2"
+    assert params["code"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
@@ -34,7 +35,23 @@ from consentry.oauth.tokens import access_token_for
 from consentry.oauth.validators import ConsentryValidator, relay_address
 from consentry.people.models import Person
 
-CONSENT_CSP = "frame-ancestors 'none'; form-action 'self' https:"
+
+def consent_csp(request: HttpRequest) -> str:
+    """The consent page's Content-Security-Policy: never framed, and its forms may post
+    only to this site, which then redirects to the app. Browsers apply form-action to
+    that redirect too, so the client's registered redirect origin is allowed as well."""
+    sources = ["'self'"]
+    client_id = request.GET.get("client_id", "")
+    app = Application.objects.filter(client_id=client_id).only("redirect_uris").first()
+    if app is not None:
+        registered = app.redirect_uris.split()
+        asked = request.GET.get("redirect_uri")
+        for uri in [asked] if asked in registered else registered:
+            parts = urlsplit(uri)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in sources:
+                sources.append(origin)
+    return f"frame-ancestors 'none'; form-action {' '.join(sources)}"
 
 
 @method_decorator([never_cache, xframe_options_deny], name="dispatch")
@@ -51,7 +68,7 @@ class ConsentView(AuthorizationView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().dispatch(request, *args, **kwargs)
-        response["Content-Security-Policy"] = CONSENT_CSP
+        response["Content-Security-Policy"] = consent_csp(request)
         return response
 
     def _validated(
