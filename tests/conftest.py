@@ -8,8 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from consentry.people.models import Person
+
+# Examples are checked for what they prove, not timed: a shared CI machine can stall any
+# one of them (speed is measured in bench/, as ratios).
+settings.register_profile("consentry", deadline=None, print_blob=True)
+settings.load_profile("consentry")
 
 _counter = itertools.count(1)
 

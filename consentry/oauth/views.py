@@ -45,7 +45,7 @@ def consent_csp(request: HttpRequest) -> str:
     app = Application.objects.filter(client_id=client_id).only("redirect_uris").first()
     if app is not None:
         registered = app.redirect_uris.split()
-        asked = request.GET.get("redirect_uri")
+        asked = request.GET.get("redirect_uri", "")
         for uri in [asked] if asked in registered else registered:
             parts = urlsplit(uri)
             origin = f"{parts.scheme}://{parts.netloc}"
