@@ -113,6 +113,15 @@ class ConsentryValidator(OAuth2Validator):
             return client.is_usable_by(user.pk)
         return bool(client.is_usable(request))
 
+    # oauthlib asks these for `prompt=none`, but its request carries no session, so the
+    # answer is given where the session is: ConsentView refuses with login_required or
+    # consent_required (OpenID Connect Core 3.1.2.1) before anything is shown or issued.
+    def validate_silent_login(self, request: Request) -> bool:
+        return True
+
+    def validate_silent_authorization(self, request: Request) -> bool:
+        return True
+
     def validate_grant_type(
         self, client_id: str, grant_type: str, client: Application, request: Request, *a: Any
     ) -> bool:

@@ -20,6 +20,8 @@ from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauth2_provider.views import oidc as dot_oidc
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.openid.connect.core.exceptions import ConsentRequired, LoginRequired
 
 from consentry.grants.actions import (
     active_permissions,
@@ -67,7 +69,10 @@ class ConsentView(AuthorizationView):
     template_name = "oauth/consent.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = super().dispatch(request, *args, **kwargs)
+        if _prompt_none(request) and not request.user.is_authenticated:
+            response = self._refuse_without_prompting(request, LoginRequired)
+        else:
+            response = super().dispatch(request, *args, **kwargs)
         response["Content-Security-Policy"] = consent_csp(request)
         return response
 
@@ -105,6 +110,8 @@ class ConsentView(AuthorizationView):
             # Incremental consent: everything asked for is already granted.
             do_record_consent_use(consent)
             return self._authorize(application, plan.granted(set()), credentials)
+        if _prompt_none(request):
+            return self._refuse_without_prompting(request, ConsentRequired)
         return self.render_to_response(
             self._context(application, plan, consent_email=getattr(consent, "email_choice", ""))
         )
@@ -131,6 +138,21 @@ class ConsentView(AuthorizationView):
             email_choice=email_choice if email_choice in ("real", "relay") else "real",
         )
         return self._authorize(application, granted, credentials)
+
+    def _refuse_without_prompting(
+        self, request: HttpRequest, error_class: type[OAuth2Error]
+    ) -> HttpResponse:
+        """OpenID Connect Core 3.1.2.1 and 3.1.2.6: with `prompt=none` no page may be
+        shown, so a request that needs a sign-in or new consent is answered to the app
+        with `login_required` or `consent_required` (after the usual request checks:
+        an unknown client or redirect URI still gets no redirect)."""
+        try:
+            _scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Application.objects.get(client_id=credentials["client_id"])
+        refusal = error_class(state=credentials.get("state"))
+        return self.redirect(refusal.in_uri(credentials["redirect_uri"]), application)
 
     def _authorize(
         self, application: Application, scopes: tuple[str, ...], credentials: dict[str, Any]
@@ -162,6 +184,10 @@ class ConsentView(AuthorizationView):
             "real_email": getattr(person, "email", ""),
             "relay_email": relay_address(application.pk, person.pk),
         }
+
+
+def _prompt_none(request: HttpRequest) -> bool:
+    return "none" in request.GET.get("prompt", "").split()
 
 
 def _person(request: HttpRequest) -> Person:
