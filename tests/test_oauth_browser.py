@@ -55,6 +55,32 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+def sign_in_and_allow(
+    browser: Browser, url: str, redirect_uri: str, email: str, untick: tuple[str, ...] = ()
+) -> tuple[str, list[str]]:
+    """Open the authorization URL, sign in, untick `untick`, press Allow, and return the
+    consent page's heading and the URLs the app's redirect endpoint received."""
+    returned: list[str] = []
+
+    def app_callback(route: Route) -> None:
+        returned.append(route.request.url)
+        route.fulfill(status=200, body="back at the app")
+
+    page = browser.new_page(locale="en-US")
+    page.route(redirect_uri + "**", app_callback)
+    page.goto(url)
+    page.fill("input[name=username]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]:not(.link)")
+    page.wait_for_selector("#consent-form")
+    heading = page.inner_text("h1")
+    for permission in untick:
+        page.uncheck(f"input[name=permission][value={permission}]")
+    page.click("#allow")
+    page.wait_for_url(redirect_uri + "**")
+    return heading, returned
+
+
 def test_person_unticks_a_permission_and_the_token_lacks_it(live_server, make_person):
     person = make_person(email="mia@example.test", password=PASSWORD)
     app, secret = make_app(name="Calendar", permissions=["user_birthday", "user_hometown"])
@@ -63,24 +89,10 @@ def test_person_unticks_a_permission_and_the_token_lacks_it(live_server, make_pe
     url = urljoin(live_server.url, authorize_url(app, scopes, challenge, state="st-1"))
 
     email = person.email
-    returned: list[str] = []
-
-    def app_callback(route: Route) -> None:
-        returned.append(route.request.url)
-        route.fulfill(status=200, body="back at the app")
-
     with chromium() as browser:
-        page = browser.new_page(locale="en-US")
-        page.route(REDIRECT_URI + "**", app_callback)
-        page.goto(url)
-        page.fill("input[name=username]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]:not(.link)")
-        page.wait_for_selector("#consent-form")
-        heading = page.inner_text("h1")
-        page.uncheck("input[name=permission][value=user_hometown]")
-        page.click("#allow")
-        page.wait_for_url(REDIRECT_URI + "**")
+        heading, returned = sign_in_and_allow(
+            browser, url, REDIRECT_URI, email, untick=("user_hometown",)
+        )
     assert "Calendar" in heading
     assert returned
     params = redirect_params(returned[-1])
@@ -143,22 +155,8 @@ def test_local_app_on_a_loopback_address_gets_its_code(live_server, make_person)
         authorize_url(app, ["openid", "profile"], challenge, state="st-2", redirect_uri=local),
     )
     email = person.email
-    returned: list[str] = []
-
-    def app_callback(route: Route) -> None:
-        returned.append(route.request.url)
-        route.fulfill(status=200, body="back at the local app")
-
     with chromium() as browser:
-        page = browser.new_page(locale="en-US")
-        page.route(local + "**", app_callback)
-        page.goto(url)
-        page.fill("input[name=username]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]:not(.link)")
-        page.wait_for_selector("#consent-form")
-        page.click("#allow")
-        page.wait_for_url(local + "**")
+        _heading, returned = sign_in_and_allow(browser, url, local, email)
     assert returned
     params = redirect_params(returned[-1])
     assert params["state"] == "st-2"
