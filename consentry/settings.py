@@ -185,7 +185,7 @@ OAUTH2_PROVIDER: dict[str, object] = {
     "OIDC_SERVER_CLASS": "consentry.oauth.server.Server",
     "OAUTH2_VALIDATOR_CLASS": "consentry.oauth.validators.ConsentryValidator",
     "PKCE_REQUIRED": True,
-    # Exact redirect URI matching over HTTPS only (RFC 9700 section 2.1, 4.1.3).
+    # Exact redirect URI matching (RFC 9700 section 2.1, 4.1.3); HTTPS, or HTTP on loopback.
     # http only for loopback redirect URIs: consentry.oauth.actions.check_redirect_uri.
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
     "ALLOW_URI_WILDCARDS": False,
