@@ -12,7 +12,7 @@ def test_home_page_says_what_consentry_is(client):
 
 
 @pytest.mark.django_db
-def test_healthz_reports_database(client, settings):
+def test_healthz_reports_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
@@ -21,3 +21,6 @@ def test_healthz_reports_database(client, settings):
 def test_dutch_home_page(client, db):
     response = client.get("/", HTTP_ACCEPT_LANGUAGE="nl")
     assert response.status_code == 200
+    assert 'lang="nl"' in response.text
+    assert "Waarheen" in response.text
+    assert "Where to go" not in response.text

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from consentry.grants.models import GRANT_LIFETIME, Consent, ConsentPermission
-from consentry.grants.permissions import PERMISSIONS, permissions_to_mask
+from consentry.grants.permissions import PERMISSIONS, mask_to_permissions, permissions_to_mask
 from consentry.oauth.models import AccessToken, Application, RefreshToken
 from consentry.people.models import Person
 
@@ -30,14 +30,13 @@ def consent_for(person_id: int, application_id: int) -> Consent | None:
 
 
 def active_permissions(consent: Consent | None, now: datetime | None = None) -> set[str]:
-    """The permissions a consent grants right now: none if it is revoked or expired."""
+    """The permissions a consent grants right now: none if it is revoked or expired.
+
+    Read from `permission_mask`, which every action here keeps equal to the active
+    ConsentPermission rows (the rows stay the record of when and with what purpose)."""
     if consent is None or not consent.is_active(now):
         return set()
-    return set(
-        ConsentPermission.objects.filter(consent=consent, revoked_at__isnull=True).values_list(
-            "permission", flat=True
-        )
-    )
+    return set(mask_to_permissions(consent.permission_mask))
 
 
 def do_grant_consent(

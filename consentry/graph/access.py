@@ -45,11 +45,11 @@ from consentry.graph.release import (
     DEVELOPMENT,
     FRIENDS_PERMISSION,
     ID_FIELD,
-    LIVE,
     AppFacts,
     Relation,
     SubjectFacts,
     ViewerFacts,
+    app_usable,
     may_list_friends,
     release,
 )
@@ -96,22 +96,14 @@ def access_caller_by_bearer(raw: str) -> Caller | None:
     development used by someone without a role on it, and a deactivated person. The
     release rule re-checks all of this per datum; refusing here gives a clear 401.
     """
+    # access_token_for has already refused expired tokens, revoked or lapsed consents
+    # and suspended or banned apps; what is left is the person and the role (rule 1).
     token = access_token_for(raw)
-    if token is None or token.application is None or token.user is None:
+    if token is None or token.consent is None or not token.user.is_active:
         return None
     app, person, consent = token.application, token.user, token.consent
-    now = timezone.now()
-    if (
-        consent is None
-        or consent.person_id != person.pk
-        or consent.application_id != app.pk
-        or not consent.is_active(now)
-        or not person.is_active
-        or app.status not in (LIVE, DEVELOPMENT)
-    ):
-        return None
-    is_member = app.members.filter(pk=person.pk).exists() if app.status == DEVELOPMENT else False
-    if app.status == DEVELOPMENT and not is_member:
+    is_member = app.status == DEVELOPMENT and app.members.filter(pk=person.pk).exists()
+    if not app_usable(app.status, is_member):
         return None
     grant = mask_to_permissions(consent.permission_mask)  # its active permission rows
     if not grant:
@@ -121,11 +113,7 @@ def access_caller_by_bearer(raw: str) -> Caller | None:
         app_id=app.pk,
         person_id=person.pk,
         consent=consent,
-        app=AppFacts(
-            status=app.status,
-            approved_permissions=frozenset(app.approved_permissions or ()),
-            agreement_signed=app.agreement_signed_at is not None,
-        ),
+        app=AppFacts.of(app),
         viewer=ViewerFacts(
             is_member=is_member, grant=grant, token_scope=frozenset(token.scope.split())
         ),

@@ -41,6 +41,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from consentry.grants.permissions import PERMISSION_FOR_FIELD, PERMISSIONS
 from consentry.people.fields import FIELD_BIT, Audience
@@ -70,6 +71,15 @@ class AppFacts:
     approved_permissions: frozenset[str]
     agreement_signed: bool
 
+    @classmethod
+    def of(cls, app: Any) -> AppFacts:
+        """The facts of an app row (consentry.oauth.models.Application)."""
+        return cls(
+            status=app.status,
+            approved_permissions=frozenset(app.approved_permissions or ()),
+            agreement_signed=app.agreement_signed_at is not None,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ViewerFacts:
@@ -92,11 +102,16 @@ class SubjectFacts:
     friend_share_mask: int = 0  # people.fields.FIELD_BIT bits S opted in to
 
 
+def app_usable(status: str, is_member: bool) -> bool:
+    """Rule 1, first half: `A` is live, or in development and `U` has a role on it;
+    never when suspended or banned. The OAuth layer asks the same question before it
+    issues a code or a token (consentry.oauth.models.Application.is_usable_by)."""
+    return status == LIVE or (status == DEVELOPMENT and is_member)
+
+
 def app_may_act(app: AppFacts, viewer: ViewerFacts) -> bool:
     """Rule 1, first half, and rule 4: may `A` act for `U` at all."""
-    if not viewer.within_limits:
-        return False
-    return app.status == LIVE or (app.status == DEVELOPMENT and viewer.is_member)
+    return viewer.within_limits and app_usable(app.status, viewer.is_member)
 
 
 def passed_review(app: AppFacts, permission: str) -> bool:

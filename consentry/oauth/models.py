@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from oauth2_provider import models as dot
 
+from consentry.graph.release import app_usable
+
 
 class AppStatus(models.TextChoices):
     DEVELOPMENT = "development", "in development"
@@ -43,17 +45,13 @@ class Application(dot.AbstractApplication):
         return self.status in (AppStatus.LIVE, AppStatus.DEVELOPMENT)
 
     def is_usable_by(self, person_id: int, member_ids: set[int] | None = None) -> bool:
-        """Rule 1, first half: live, or in development and `person_id` has a role."""
-        if self.status == AppStatus.LIVE:
-            return True
-        if self.status == AppStatus.DEVELOPMENT:
-            ids = (
-                member_ids
-                if member_ids is not None
-                else set(self.members.values_list("pk", flat=True))
-            )
-            return person_id in ids
-        return False
+        """Rule 1, first half (consentry.graph.release.app_usable) for `person_id`."""
+        if self.status != AppStatus.DEVELOPMENT:
+            return app_usable(self.status, is_member=False)
+        ids = (
+            member_ids if member_ids is not None else set(self.members.values_list("pk", flat=True))
+        )
+        return app_usable(self.status, is_member=person_id in ids)
 
 
 class Grant(dot.AbstractGrant):

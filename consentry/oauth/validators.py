@@ -33,6 +33,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
 from consentry.grants.models import Consent
 from consentry.grants.permissions import PERMISSIONS
+from consentry.graph.release import AppFacts, passed_review
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.oauth.tokens import access_token_for
@@ -50,20 +51,11 @@ def relay_address(application_id: int, person_id: int) -> str:
 
 
 def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
-    """The requested permissions this app may not ask for (SPEC.md rule 1, "approved in
-    review for the permission"): unknown ones, review-needed ones staff did not approve,
-    and agreement ones while the data-use agreement is unsigned."""
-    refused = set()
-    approved = set(application.approved_permissions or ())
-    for scope in scopes:
-        perm = PERMISSIONS.get(scope)
-        if (
-            perm is None
-            or (perm.review and scope not in approved)
-            or (perm.agreement and application.agreement_signed_at is None)
-        ):
-            refused.add(scope)
-    return refused
+    """The requested permissions this app may not ask for: unknown ones, and those SPEC.md
+    rule 1 ("approved in review for the permission", plus the signed agreement where
+    needed) refuses, decided by the release rule's own consentry.graph.release.passed_review."""
+    facts = AppFacts.of(application)
+    return {s for s in scopes if s not in PERMISSIONS or not passed_review(facts, s)}
 
 
 class ConsentryValidator(OAuth2Validator):
@@ -210,12 +202,7 @@ class ConsentryValidator(OAuth2Validator):
             return False
         rt = request.refresh_token_instance
         consent = consent_for(rt.user_id, client.pk)
-        return (
-            consent is not None
-            and consent.is_active()
-            and bool(active_permissions(consent))
-            and client.is_usable_by(rt.user_id)
-        )
+        return bool(active_permissions(consent)) and client.is_usable_by(rt.user_id)
 
     def _consent_for_request(self, request: Request) -> Consent | None:
         cached = getattr(request, "consentry_consent", None)
