@@ -36,7 +36,7 @@ from consentry.grants.permissions import PERMISSIONS
 from consentry.graph.release import AppFacts, passed_review
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
-from consentry.oauth.tokens import access_token_for
+from consentry.oauth.tokens import access_token_for, token_holder_may_act
 
 
 def code_hash(code: str) -> str:
@@ -147,7 +147,7 @@ class ConsentryValidator(OAuth2Validator):
             if grant.token_family:
                 RefreshToken.revoke_family(grant.token_family)
             return False
-        if grant.is_expired() or not client.is_usable_by(grant.user_id):
+        if grant.is_expired() or not token_holder_may_act(client, grant.user):
             return False
         consent = consent_for(grant.user_id, client.pk)
         if not active_permissions(consent) >= set(grant.scope.split()):
@@ -202,7 +202,7 @@ class ConsentryValidator(OAuth2Validator):
             return False
         rt = request.refresh_token_instance
         consent = consent_for(rt.user_id, client.pk)
-        return bool(active_permissions(consent)) and client.is_usable_by(rt.user_id)
+        return bool(active_permissions(consent)) and token_holder_may_act(client, rt.user)
 
     def _consent_for_request(self, request: Request) -> Consent | None:
         cached = getattr(request, "consentry_consent", None)
