@@ -96,6 +96,8 @@ if CONFIG.redis_url:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
+            # Lets several deployments (or test runs) share one Redis database.
+            "KEY_PREFIX": _config.env("CACHE_PREFIX"),
         }
     }
 else:
@@ -237,10 +239,12 @@ OAUTH2_PROVIDER: dict[str, object] = {
     },
     "DEFAULT_SCOPES": ["openid", "profile"],
 }
-# Client authentication failures tolerated per client id before the token endpoint refuses
-# that client for CLIENT_AUTH_LOCKOUT_SECONDS (client secret guessing, RFC 9700 4.x).
-CLIENT_AUTH_FAILURE_LIMIT = 10
-CLIENT_AUTH_LOCKOUT_SECONDS = 900
+# Failed client authentication is throttled per (client id, source address), never per
+# client id alone (consentry/oauth/throttle.py): after CLIENT_AUTH_FREE_FAILURES failures
+# each one delays that pair 1, 2, 4, ... seconds (429 + Retry-After), up to the maximum.
+CLIENT_AUTH_FREE_FAILURES = 5
+CLIENT_AUTH_MAX_DELAY_SECONDS = 300
+CLIENT_AUTH_FAILURE_WINDOW_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 
 # --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------

@@ -76,3 +76,130 @@ def test_code_of_a_deactivated_person_cannot_be_exchanged(make_person):
     response = exchange_code(Client(), app, code, verifier, secret)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
+
+
+# --- 1. wrong secrets are throttled per (client, address), never a lockout ----------------
+
+GUESSER = "203.0.113.9"
+REAL = "198.51.100.7"
+
+
+def _token_call(client: Client, app, secret: str, address: str):
+    """A refresh with a bogus refresh token: 400 invalid_grant once the client has
+    authenticated, 401 invalid_client when it has not, 429 while it is delayed."""
+    return client.post(
+        "/oauth/token/",
+        {"grant_type": "refresh_token", "refresh_token": "not-a-refresh-token"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+        REMOTE_ADDR=address,
+    )
+
+
+def test_wrong_secrets_from_one_address_do_not_lock_the_app_out():
+    app, secret = make_app()
+    client = Client()
+    for i in range(10):
+        assert _token_call(client, app, f"guess-{i}", GUESSER).status_code in (401, 429)
+    for endpoint_call in (
+        lambda: _token_call(client, app, secret, REAL),
+        lambda: _introspect(client, app, secret, "unknown-token"),
+    ):
+        response = endpoint_call()
+        assert response.status_code in (200, 400), response.content
+    assert _token_call(client, app, secret, REAL).json()["error"] == "invalid_grant"
+
+
+def test_repeated_wrong_secrets_are_delayed_with_429_and_retry_after():
+    app, _secret = make_app()
+    client = Client()
+    statuses = [_token_call(client, app, f"guess-{i}", GUESSER).status_code for i in range(6)]
+    assert statuses == [401] * 6
+    delayed = _token_call(client, app, "guess-7", GUESSER)
+    assert delayed.status_code == 429
+    assert delayed["Content-Type"] == "application/json"
+    assert int(delayed["Retry-After"]) >= 1
+    assert delayed.json()["error"] == "slow_down"
+    # Introspection and revocation share the throttle.
+    seen = client.post(
+        "/oauth/introspect/",
+        {"token": "x"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, "guess"),
+        REMOTE_ADDR=GUESSER,
+    )
+    assert seen.status_code == 429
+    assert "Retry-After" in seen
+    revoked = client.post(
+        "/oauth/revoke/",
+        {"token": "x"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, "guess"),
+        REMOTE_ADDR=GUESSER,
+    )
+    assert revoked.status_code == 429
+    assert "Retry-After" in revoked
+
+
+def test_delays_grow_and_are_capped(settings):
+    from consentry.oauth.throttle import delay_after
+
+    free = settings.CLIENT_AUTH_FREE_FAILURES
+    delays = [delay_after(n) for n in range(1, free + 12)]
+    assert delays[:free] == [0] * free
+    grown = delays[free:]
+    assert grown == sorted(grown) and grown[0] == 1 and grown[1] == 2
+    assert delay_after(10_000) == settings.CLIENT_AUTH_MAX_DELAY_SECONDS
+
+
+def test_a_correct_secret_clears_the_failures_of_its_address():
+    from consentry.oauth import throttle
+
+    app, secret = make_app()
+    client = Client()
+    for i in range(4):
+        _token_call(client, app, f"guess-{i}", GUESSER)
+    assert _token_call(client, app, secret, GUESSER).status_code == 400
+    # Counting starts again: five more failures are still plain 401s.
+    assert [_token_call(client, app, f"g{i}", GUESSER).status_code for i in range(5)] == [401] * 5
+    assert throttle.retry_after(app.client_id, GUESSER) is None
+
+
+# --- 6. the right challenge for Basic; revoking another client's token is refused -------
+
+
+@pytest.mark.parametrize("path", ["/oauth/token/", "/oauth/revoke/", "/oauth/introspect/"])
+def test_failed_basic_authentication_is_challenged_with_basic(path):
+    app, _secret = make_app()
+    response = Client().post(
+        path,
+        {"grant_type": "refresh_token", "refresh_token": "x", "token": "x"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, "wrong"),
+    )
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Basic ")
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_revoking_another_clients_token_is_refused(make_person):
+    person = make_person()
+    app_a, _secret_a = make_app()
+    app_b, secret_b = make_app()
+    client = Client()
+    tokens = obtain_token(client, person, app_a, ["openid", "profile"])
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        response = client.post(
+            "/oauth/revoke/", {"token": token}, HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b)
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "unauthorized_client"
+    assert access_token_for(tokens["access_token"]) is not None
+    # An unknown token is still 200 (RFC 7009 2.2), and the owner can revoke its own.
+    unknown = client.post(
+        "/oauth/revoke/", {"token": "nope"}, HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b)
+    )
+    assert unknown.status_code == 200
+    own = client.post(
+        "/oauth/revoke/",
+        {"token": tokens["access_token"]},
+        HTTP_AUTHORIZATION=basic_auth(app_a.client_id, app_a.plain_client_secret),
+    )
+    assert own.status_code == 200
+    assert access_token_for(tokens["access_token"]) is None

@@ -9,8 +9,8 @@ from consentry.oauth import views
 
 endpoints: list[URLPattern | URLResolver] = [
     path("oauth/authorize/", views.ConsentView.as_view(), name="authorize"),
-    path("oauth/token/", dot.TokenView.as_view(), name="token"),
-    path("oauth/revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
+    path("oauth/token/", views.TokenView.as_view(), name="token"),
+    path("oauth/revoke/", views.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/introspect/", views.IntrospectView.as_view(), name="introspect"),
     path("oauth/userinfo/", views.UserInfoView.as_view(), name="user-info"),
     path("oauth/logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),

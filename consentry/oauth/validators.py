@@ -11,8 +11,8 @@ django-oauth-toolkit's validator with these changes:
   than its active permissions; refresh fails once the consent is revoked or expired;
 - `sub` and every other person id are pairwise per app (OpenID Connect Core 8.1), the
   `email` claim is the real address or a per-app relay address, as the person chose;
-- client authentication failures are counted per client id and, past a limit, the client
-  is refused for a while even with the right secret (guessing, RFC 6749 10.10).
+- client authentication failures are throttled per (client id, source address) with
+  growing delays (consentry.oauth.throttle), never by refusing a correct secret.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
@@ -34,9 +33,10 @@ from consentry.grants.actions import active_permissions, consent_for, do_record_
 from consentry.grants.models import Consent
 from consentry.grants.permissions import PERMISSIONS
 from consentry.graph.release import AppFacts, passed_review
+from consentry.oauth import throttle
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
-from consentry.oauth.tokens import access_token_for, token_holder_may_act
+from consentry.oauth.tokens import access_token_for, token_checksum, token_holder_may_act
 
 
 def code_hash(code: str) -> str:
@@ -67,20 +67,23 @@ class ConsentryValidator(OAuth2Validator):
         "email_verified": "email",
     }
 
-    # --- client authentication (RFC 6749 2.3.1), throttled per client id ---------------
+    # --- client authentication (RFC 6749 2.3.1), throttled per (client, address) ------
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """Raises throttle.ClientAuthThrottled (429) while this client id is delayed for
+        this source address; see consentry.oauth.throttle."""
         client_id = self._attempted_client_id(request)
-        key = "consentry:client-auth-failures:" + hashlib.sha256(client_id.encode()).hexdigest()
-        if client_id and cache.get(key, 0) >= settings.CLIENT_AUTH_FAILURE_LIMIT:
-            return False
+        address = str(request.headers.get("REMOTE_ADDR", ""))
+        if client_id:
+            wait = throttle.retry_after(client_id, address)
+            if wait is not None:
+                raise throttle.ClientAuthThrottled(wait, request=request)
         ok = bool(super().authenticate_client(request, *args, **kwargs))
-        if not ok and client_id:
-            cache.add(key, 0, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
+        if client_id:
+            if ok:
+                throttle.record_success(client_id, address)
+            else:
+                throttle.record_failure(client_id, address)
         return ok
 
     def _attempted_client_id(self, request: Request) -> str:
@@ -251,6 +254,22 @@ class ConsentryValidator(OAuth2Validator):
         if grant_id is not None and previous_refresh_token is None:
             Grant.objects.filter(pk=grant_id).update(token_family=rt.token_family)
         return rt
+
+    def revoke_token(self, token: str, token_type_hint: str, request: Request, *a: Any) -> None:
+        """RFC 7009 2.1: a token issued to another client is refused with an error (the
+        caller already holds the token, so this tells it nothing new), never silently
+        left alone with a 200."""
+        checksum = token_checksum(token)
+        own = getattr(request.client, "pk", None)
+        for model in (AccessToken, RefreshToken):
+            rows = model.objects.filter(token_checksum=checksum)  # type: ignore[attr-defined]
+            if rows.exclude(application_id=own).exists() and not rows.filter(
+                application_id=own
+            ).exists():
+                raise errors.UnauthorizedClientError(
+                    description="This token was not issued to this client.", request=request
+                )
+        super().revoke_token(token, token_type_hint, request, *a)
 
     def _load_access_token(self, token: str) -> AccessToken | None:
         return access_token_for(token)

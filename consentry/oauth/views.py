@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauth2_provider.views import oidc as dot_oidc
+from oauth2_provider.views import base as dot
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -33,6 +34,7 @@ from consentry.grants.models import Consent
 from consentry.oauth.consent import ConsentPlan, plan_consent
 from consentry.oauth.models import Application
 from consentry.oauth.pairwise import app_scoped_id
+from consentry.oauth.throttle import ClientAuthThrottled
 from consentry.oauth.tokens import access_token_for
 from consentry.oauth.validators import ConsentryValidator, relay_address
 from consentry.people.models import Person
@@ -196,6 +198,40 @@ def _person(request: HttpRequest) -> Person:
     return request.user
 
 
+def client_auth_challenge(response: HttpResponse) -> HttpResponse:
+    """A 401 for failed client authentication names the scheme clients authenticate with
+    here, HTTP Basic (RFC 6749 5.2), never oauthlib's `Bearer`."""
+    if response.status_code == 401:
+        response["WWW-Authenticate"] = 'Basic realm="consentry"'
+    return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TokenView(dot.TokenView):
+    """The token endpoint (RFC 6749 3.2), django-oauth-toolkit's, with the right
+    authentication challenge and the client-authentication throttle's 429."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return client_auth_challenge(super().post(request, *args, **kwargs))
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RevokeTokenView(dot.RevokeTokenView):
+    """Token revocation (RFC 7009). A token issued to another client is refused with an
+    error (RFC 7009 2.1), not answered 200 as if it had been revoked; an unknown token is
+    200 (RFC 7009 2.2)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = super().post(request, *args, **kwargs)
+        except OAuth2Error as error:
+            response = HttpResponse(
+                error.json, status=error.status_code, content_type="application/json"
+            )
+            response["Cache-Control"] = "no-store"
+        return client_auth_challenge(response)
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class IntrospectView(View):
     """Token introspection for resource servers (RFC 7662).
@@ -209,7 +245,12 @@ class IntrospectView(View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        client = _authenticated_client(request)
+        try:
+            client = _authenticated_client(request)
+        except ClientAuthThrottled as throttled:
+            response = HttpResponse(throttled.json, status=429, content_type="application/json")
+            response["Retry-After"] = str(throttled.retry_after)
+            return response
         if client is None:
             response = JsonResponse({"error": "invalid_client"}, status=401)
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
@@ -234,7 +275,10 @@ class IntrospectView(View):
 def _authenticated_client(request: HttpRequest) -> Application | None:
     """The confidential client authenticating this request, throttled like the token
     endpoint (ConsentryValidator.authenticate_client)."""
-    headers = {"HTTP_AUTHORIZATION": request.META.get("HTTP_AUTHORIZATION", "")}
+    headers = {
+        "HTTP_AUTHORIZATION": request.META.get("HTTP_AUTHORIZATION", ""),
+        "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
+    }
     body = [(k, v) for k, v in request.POST.items() if k in ("client_id", "client_secret")]
     oauth_request = OauthlibRequest(request.build_absolute_uri(), "POST", body, headers)
     oauth_request.client = None
