@@ -145,7 +145,8 @@ def test_delays_grow_and_are_capped(settings):
     delays = [delay_after(n) for n in range(1, free + 12)]
     assert delays[:free] == [0] * free
     grown = delays[free:]
-    assert grown == sorted(grown) and grown[0] == 1 and grown[1] == 2
+    assert grown == sorted(grown)
+    assert grown[:2] == [1, 2]
     assert delay_after(10_000) == settings.CLIENT_AUTH_MAX_DELAY_SECONDS
 
 
@@ -186,14 +187,18 @@ def test_revoking_another_clients_token_is_refused(make_person):
     tokens = obtain_token(client, person, app_a, ["openid", "profile"])
     for token in (tokens["access_token"], tokens["refresh_token"]):
         response = client.post(
-            "/oauth/revoke/", {"token": token}, HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b)
+            "/oauth/revoke/",
+            {"token": token},
+            HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b),
         )
         assert response.status_code == 400
         assert response.json()["error"] == "unauthorized_client"
     assert access_token_for(tokens["access_token"]) is not None
     # An unknown token is still 200 (RFC 7009 2.2), and the owner can revoke its own.
     unknown = client.post(
-        "/oauth/revoke/", {"token": "nope"}, HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b)
+        "/oauth/revoke/",
+        {"token": "nope"},
+        HTTP_AUTHORIZATION=basic_auth(app_b.client_id, secret_b),
     )
     assert unknown.status_code == 200
     own = client.post(

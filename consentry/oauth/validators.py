@@ -263,9 +263,10 @@ class ConsentryValidator(OAuth2Validator):
         own = getattr(request.client, "pk", None)
         for model in (AccessToken, RefreshToken):
             rows = model.objects.filter(token_checksum=checksum)  # type: ignore[attr-defined]
-            if rows.exclude(application_id=own).exists() and not rows.filter(
-                application_id=own
-            ).exists():
+            if (
+                rows.exclude(application_id=own).exists()
+                and not rows.filter(application_id=own).exists()
+            ):
                 raise errors.UnauthorizedClientError(
                     description="This token was not issued to this client.", request=request
                 )

@@ -17,8 +17,8 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
-from oauth2_provider.views import oidc as dot_oidc
 from oauth2_provider.views import base as dot
+from oauth2_provider.views import oidc as dot_oidc
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
