@@ -9,6 +9,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+PER_PROCESS_WARNING = (
+    "warning: {workers} worker processes without CONSENTRY_REDIS_URL: rate limits and the "
+    "client-authentication throttle are counted per process, so each limit is effectively "
+    "multiplied by the number of processes. Set CONSENTRY_REDIS_URL to share them."
+)
+
 
 class Command(BaseCommand):
     help = (
@@ -54,5 +60,7 @@ class Command(BaseCommand):
             def load(self) -> Any:
                 return application
 
+        if workers > 1 and not settings.CONFIG.redis_url:
+            self.stderr.write(PER_PROCESS_WARNING.format(workers=workers))
         self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
         Server().run()
