@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "consentry.oauth.edge.OAuthEdgeMiddleware",  # bad input on /oauth/ is a 400, not a 500
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it watches the outcome of authentication.
     "axes.middleware.AxesMiddleware",
@@ -222,8 +223,8 @@ OAUTH2_PROVIDER: dict[str, object] = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
-    # A valid id_token_hint from the app is enough to sign the person out here.
-    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    # The person is always asked before an app signs them out (RP-Initiated Logout 1.0 2).
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,  # signing out is not revoking consent
     "SCOPES": {
         "openid": "Sign you in",

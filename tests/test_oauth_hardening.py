@@ -4,17 +4,22 @@ the throttle shared by two server processes in test_client_throttle_redis.py."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from django.test import Client
 
 from consentry.oauth.tokens import access_token_for
 from tests.oauth_flow import (
+    authorize_url,
     basic_auth,
     cheap_argon2,  # noqa: F401
     exchange_code,
     make_app,
     obtain_code,
     obtain_token,
+    pkce_pair,
+    redirect_params,
     refresh,
 )
 
@@ -208,3 +213,106 @@ def test_revoking_another_clients_token_is_refused(make_person):
     )
     assert own.status_code == 200
     assert access_token_for(tokens["access_token"]) is None
+
+
+# --- 3. RFC 9207 `iss` on every redirect back to the app, errors included ----------------
+
+
+def _issuer(client: Client) -> str:
+    return str(client.get("/.well-known/openid-configuration").json()["issuer"])
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("deny", "access_denied"),
+        ("bad_scope", "invalid_scope"),
+        ("no_pkce", "invalid_request"),
+        ("prompt_none_signed_out", "login_required"),
+        ("prompt_none_no_consent", "consent_required"),
+        ("implicit", "unsupported_response_type"),
+    ],
+)
+def test_error_redirects_name_the_issuer(make_person, case, error):
+    person = make_person()
+    app, _ = make_app()
+    client = Client()
+    if case != "prompt_none_signed_out":
+        client.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
+    _verifier, challenge = pkce_pair()
+    extra = {
+        "bad_scope": {"scope": "openid no_such_permission"},
+        "no_pkce": {"code_challenge": ""},
+        "prompt_none_signed_out": {"prompt": "none"},
+        "prompt_none_no_consent": {"prompt": "none"},
+        "implicit": {"response_type": "token"},
+    }.get(case, {})
+    url = authorize_url(app, ["openid", "profile"], challenge, **extra)
+    response = client.post(url, {"decision": "deny"}) if case == "deny" else client.get(url)
+    assert response.status_code == 302, response.content[:300]
+    params = redirect_params(response["Location"])
+    assert params["error"] in (error, "unauthorized_client")
+    assert params["iss"] == _issuer(client)
+    assert parse_qs(urlsplit(response["Location"]).query)["iss"] == [params["iss"]]
+
+
+# --- 4. no loopback port latitude for confidential clients ------------------------------
+
+
+def test_loopback_redirect_uri_must_match_its_port(make_person):
+    person = make_person()
+    app, _ = make_app(redirect_uri="http://127.0.0.1:9/cb")
+    client = Client()
+    client.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
+    _verifier, challenge = pkce_pair()
+    for other in ("http://127.0.0.1:10/cb", "http://127.0.0.1/cb", "http://[::1]:9/cb"):
+        url = authorize_url(app, ["openid"], challenge, redirect_uri=other)
+        response = client.post(url, {"decision": "allow"})
+        assert response.status_code == 400
+        assert "Location" not in response
+    url = authorize_url(app, ["openid"], challenge, redirect_uri="http://127.0.0.1:9/cb")
+    response = client.post(url, {"decision": "allow"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("http://127.0.0.1:9/cb?")
+
+
+def test_post_logout_redirect_uri_must_match_exactly_too():
+    app, _ = make_app(redirect_uri="http://127.0.0.1:9/cb")
+    assert app.post_logout_redirect_uri_allowed("http://127.0.0.1:9/cb")
+    assert not app.post_logout_redirect_uri_allowed("http://127.0.0.1:10/cb")
+
+
+# --- 6, 9. RP-initiated logout: ask first; an unknown client is a 400, not a 500 --------
+
+
+def test_logout_with_a_valid_id_token_hint_asks_before_signing_out(make_person):
+    person = make_person()
+    app, _ = make_app()
+    client = Client()
+    tokens = obtain_token(client, person, app, ["openid", "profile"])
+    page = client.get("/oauth/logout/", {"id_token_hint": tokens["id_token"]})
+    assert page.status_code == 200
+    assert "_auth_user_id" in client.session
+    stay = client.post("/oauth/logout/", {"id_token_hint": tokens["id_token"]})
+    assert stay.status_code == 400
+    assert "_auth_user_id" in client.session
+    leave = client.post("/oauth/logout/", {"id_token_hint": tokens["id_token"], "allow": "1"})
+    assert leave.status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"client_id": "nope"},
+        {"client_id": "nope", "post_logout_redirect_uri": "https://app.example.test/callback"},
+        {"id_token_hint": "not.a.jwt"},
+        {"id_token_hint": "garbage"},
+    ],
+)
+def test_logout_with_an_unknown_client_or_bad_hint_is_a_400(make_person, params):
+    client = Client()
+    client.force_login(make_person(), backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get("/oauth/logout/", params)
+    assert response.status_code == 400
+    assert "_auth_user_id" in client.session

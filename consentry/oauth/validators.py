@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -56,6 +57,24 @@ def disallowed_permissions(application: Application, scopes: set[str]) -> set[st
     needed) refuses, decided by the release rule's own consentry.graph.release.passed_review."""
     facts = AppFacts.of(application)
     return {s for s in scopes if s not in PERMISSIONS or not passed_review(facts, s)}
+
+
+CODE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # S256: BASE64URL(SHA-256), RFC 7636 4.2
+MAX_NONCE = 255  # oauth2_provider Grant.nonce
+MAX_STATE = 1024
+
+
+def authorization_parameter_problem(
+    code_challenge: str | None, nonce: str | None, state: str | None
+) -> str | None:
+    """Why an authorization request's PKCE challenge, nonce or state is refused."""
+    if code_challenge is not None and not CODE_CHALLENGE.fullmatch(code_challenge):
+        return "code_challenge must be 43 base64url characters (RFC 7636 4.2, S256)"
+    if nonce is not None and len(nonce) > MAX_NONCE:
+        return f"nonce longer than {MAX_NONCE} characters"
+    if state is not None and len(state) > MAX_STATE:
+        return f"state longer than {MAX_STATE} characters"
+    return None
 
 
 class ConsentryValidator(OAuth2Validator):
@@ -107,6 +126,20 @@ class ConsentryValidator(OAuth2Validator):
         if user is not None and getattr(user, "pk", None) is not None:
             return client.is_usable_by(user.pk)
         return bool(client.is_usable(request))
+
+    def is_pkce_required(self, client_id: str, request: Request) -> bool:
+        """PKCE is always required (OAuth 2.1). oauthlib asks this once the client and
+        redirect URI are known good, so malformed values refused here go back to the
+        app as `invalid_request`: a code challenge outside RFC 7636 4.2 (43 characters
+        of base64url for S256), and a nonce or state longer than the grant can hold."""
+        problem = authorization_parameter_problem(
+            getattr(request, "code_challenge", None),
+            getattr(request, "nonce", None),
+            getattr(request, "state", None),
+        )
+        if problem:
+            raise errors.InvalidRequestError(description=problem, request=request)
+        return True
 
     # oauthlib asks these for `prompt=none`, but its request carries no session, so the
     # answer is given where the session is: ConsentView refuses with login_required or

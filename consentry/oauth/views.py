@@ -6,8 +6,9 @@ from __future__ import annotations
 import calendar
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -15,7 +16,8 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import InvalidOIDCClientError, OAuthToolkitError
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauth2_provider.views import base as dot
 from oauth2_provider.views import oidc as dot_oidc
@@ -78,6 +80,13 @@ class ConsentView(AuthorizationView):
         response["Content-Security-Policy"] = consent_csp(request)
         return response
 
+    def redirect(self, redirect_to: str, application: Application | None) -> HttpResponse:
+        """Every redirect back to the app names the issuer (RFC 9207 2), errors included:
+        discovery advertises `authorization_response_iss_parameter_supported`, so a client
+        that checks it would read an error without `iss` as a mix-up attack."""
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        return super().redirect(with_issuer(redirect_to, issuer), application)
+
     def _validated(
         self, request: HttpRequest
     ) -> tuple[Application, list[str], dict[str, Any]] | HttpResponse:
@@ -132,14 +141,26 @@ class ConsentView(AuthorizationView):
         email_choice = request.POST.get("email_choice", "real")
         if "email" not in new:
             email_choice = consent.email_choice if consent is not None else "real"
-        do_grant_consent(
-            _person(request),
-            application,
-            set(granted),
-            purposes_shown={p: t for p, t in plan.purposes_shown().items() if p in new},
-            email_choice=email_choice if email_choice in ("real", "relay") else "real",
-        )
-        return self._authorize(application, granted, credentials)
+        # The consent and the code are one transaction: if the code cannot be issued,
+        # the person has not consented to anything either.
+        try:
+            with transaction.atomic():
+                do_grant_consent(
+                    _person(request),
+                    application,
+                    set(granted),
+                    purposes_shown={p: t for p, t in plan.purposes_shown().items() if p in new},
+                    email_choice=email_choice if email_choice in ("real", "relay") else "real",
+                )
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=self.request,
+                    scopes=" ".join(granted),
+                    credentials=credentials,
+                    allow=True,
+                )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
 
     def _refuse_without_prompting(
         self, request: HttpRequest, error_class: type[OAuth2Error]
@@ -186,6 +207,14 @@ class ConsentView(AuthorizationView):
             "real_email": getattr(person, "email", ""),
             "relay_email": relay_address(application.pk, person.pk),
         }
+
+
+def with_issuer(uri: str, issuer: str) -> str:
+    """`uri` with exactly one `iss` query parameter, the issuer's (RFC 9207 2)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    query.append(("iss", issuer))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _prompt_none(request: HttpRequest) -> bool:
@@ -311,6 +340,23 @@ class DiscoveryView(ConnectDiscoveryInfoView):
             if header in response:
                 fixed[header] = response[header]
         return fixed
+
+
+class LogoutView(dot_oidc.RPInitiatedLogoutView):
+    """OpenID Connect RP-Initiated Logout 1.0. The person is always asked before being
+    signed out (OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT: a GET with any valid ID token
+    hint must not sign someone out behind their back), and an unknown `client_id` is an
+    error page, not a server error."""
+
+    template_name = "oauth/logout_confirm.html"
+
+    def get_request_application(self, id_token: Any, client_id: str | None) -> Any:
+        if client_id:
+            application = Application.objects.filter(client_id=client_id).first()
+            if application is None:
+                raise InvalidOIDCClientError()
+            return application
+        return id_token.application if id_token else None
 
 
 @method_decorator(csrf_exempt, name="dispatch")
