@@ -25,6 +25,7 @@ from datetime import date
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Schema
@@ -248,6 +249,16 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if status == 404:
         return not_found_response()
     return error_response(status, "invalid_request" if status == 400 else "error")
+
+
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+def _bad_request(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Django's refusals of a malformed request (too many parameters, a body too large,
+    a bad multipart body ...) are the client's error, not the server's: 400, logged
+    below ERROR and without request data."""
+    logger.info("graph request refused: %s", type(exc).__name__)
+    return error_response(400, "invalid_request", "The request is malformed or too large.")
 
 
 @api.exception_handler(Exception)
