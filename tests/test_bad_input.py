@@ -273,3 +273,59 @@ def test_absurd_usernames_at_sign_in_are_a_form_error(username):
     assert 'class="errorlist' in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert not AccessToken.objects.exists()
+
+
+# --- 13. `consentry import`: FILE:LINE: reason, never a traceback, nothing written -------
+
+GOOD_PERSON = '{"id": "ok", "email": "ok@example.test", "name": "Ok"}'
+BAD_LINES = {
+    "lone surrogate": '{"id": "p1", "email": "p1@example.test", "name": "a\\ud800b"}',
+    "NUL": '{"id": "p1", "email": "p1@example.test", "name": "a\\u0000b"}',
+    "NUL in a key": '{"id": "p1", "email": "p1@example.test", "name": "x", "a\\u0000": 1}',
+    "NUL in a like": '{"id": "p1", "email": "p1@example.test", "name": "x", "likes": ["\\u0000"]}',
+    "deep nesting": '{"id": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "huge integer": '{"id": "p1", "email": "p1@example.test", "name": ' + "9" * 5000 + "}",
+    "huge bad email": '{"id": "p1", "email": "' + "x" * 100_000 + '", "name": "x"}',
+}
+
+
+def _import_error(path) -> str:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as failure:
+        call_command("import", str(path))
+    return str(failure.value)
+
+
+def _row_counts() -> tuple[int, ...]:
+    from consentry.people.models import Friendship, Person, Post
+
+    return Person.objects.count(), Friendship.objects.count(), Post.objects.count()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_import_of_a_bad_line_names_file_and_line_and_writes_nothing(tmp_path, case):
+    path = tmp_path / "people.jsonl"
+    path.write_text(GOOD_PERSON + "\n" + BAD_LINES[case] + "\n", encoding="utf-8")
+    before = _row_counts()
+    message = _import_error(path)
+    assert f"{path}:2: " in message
+    assert "Traceback" not in message
+    assert len(message) < 1000  # a short prefix of the bad value at most
+    assert _row_counts() == before
+
+
+def test_import_of_an_overlong_line_names_it_and_reads_on(tmp_path):
+    from consentry.world.importer import MAX_LINE_BYTES
+
+    path = tmp_path / "people.jsonl"
+    long_line = '{"id": "p1", "email": "p1@example.test", "name": "' + "x" * MAX_LINE_BYTES + '"}'
+    bad_third = '{"id": "p3"}'
+    path.write_text("\n".join([GOOD_PERSON, long_line, bad_third]) + "\n", encoding="utf-8")
+    before = _row_counts()
+    message = _import_error(path)
+    assert f"{path}:2: line longer than" in message
+    assert f"{path}:3: missing field" in message
+    assert len(message) < 1000
+    assert _row_counts() == before
