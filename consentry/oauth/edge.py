@@ -113,14 +113,14 @@ def refusal(request: HttpRequest, description: str) -> HttpResponse:
     """400 `invalid_request`: JSON (RFC 6749 5.2) on back-channel endpoints, the error
     page on the authorization and logout pages. Never echoes the bad value."""
     if request.path.startswith(BROWSER_PATHS):
-        response: HttpResponse = TemplateResponse(
+        page = TemplateResponse(
             request,
             "oauth/consent.html",
             {"error": {"error": "invalid_request", "description": description}},
             status=400,
         )
-        response["Content-Security-Policy"] = "frame-ancestors 'none'; form-action 'self'"
-        return response.render()
+        page["Content-Security-Policy"] = "frame-ancestors 'none'; form-action 'self'"
+        return page.render()
     response = JsonResponse(
         {"error": "invalid_request", "error_description": description}, status=400
     )

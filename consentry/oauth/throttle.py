@@ -39,7 +39,7 @@ class ClientAuthThrottled(OAuth2Error):
                 "Too many failed client authentications from this address; "
                 f"retry after {self.retry_after} seconds."
             ),
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     @property

@@ -295,7 +295,7 @@ class ConsentryValidator(OAuth2Validator):
         checksum = token_checksum(token)
         own = getattr(request.client, "pk", None)
         for model in (AccessToken, RefreshToken):
-            rows = model.objects.filter(token_checksum=checksum)  # type: ignore[attr-defined]
+            rows = model.objects.filter(token_checksum=checksum)
             if (
                 rows.exclude(application_id=own).exists()
                 and not rows.filter(application_id=own).exists()
