@@ -316,3 +316,92 @@ def test_logout_with_an_unknown_client_or_bad_hint_is_a_400(make_person, params)
     response = client.get("/oauth/logout/", params)
     assert response.status_code == 400
     assert "_auth_user_id" in client.session
+
+
+# --- 5. email_verified is reported truthfully --------------------------------------------
+
+
+@pytest.mark.parametrize("email_choice", ["real", "relay"])
+def test_email_verified_reports_whether_the_address_was_verified(make_person, email_choice):
+    from django.utils import timezone
+
+    unverified = make_person()
+    verified = make_person(email_verified_at=timezone.now())
+    app, _ = make_app()
+    for person, expected in ((unverified, False), (verified, True)):
+        client = Client()
+        tokens = obtain_token(client, person, app, ["openid", "email"], email_choice=email_choice)
+        info = _userinfo(client, tokens["access_token"]).json()
+        assert info["email_verified"] is expected
+        assert _jwt_claims(tokens["id_token"])["email_verified"] is expected
+
+
+def test_imported_people_are_unverified_unless_the_import_says_when(tmp_path):
+    from django.core.management import call_command
+
+    from consentry.people.models import Person
+
+    path = tmp_path / "people.jsonl"
+    path.write_text(
+        '{"id": "a", "email": "a@example.test", "name": "A"}\n'
+        '{"id": "b", "email": "b@example.test", "name": "B", '
+        '"email_verified_at": "2020-01-02T03:04:05Z"}\n',
+        encoding="utf-8",
+    )
+    call_command("import", str(path))
+    assert Person.objects.get(external_id="a").email_verified_at is None
+    b = Person.objects.get(external_id="b")
+    assert b.email_verified_at is not None
+    assert b.email_verified_at.isoformat() == "2020-01-02T03:04:05+00:00"
+
+
+# --- 7. ID token and userinfo claims are disclosures in the ledger -------------------------
+
+
+def _jwt_claims(token: str) -> dict:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+CLAIM_FIELD = {"sub": "id", "name": "name", "picture": "picture", "email": "email"}
+
+
+def test_sign_in_ledger_entries_equal_what_the_client_received(make_person):
+    from consentry.ledger.api import history_for_person
+
+    person = make_person(name="Ada", picture="https://p.example.test/ada.jpg")
+    app, secret = make_app()
+    client = Client()
+    tokens = obtain_token(client, person, app, ["openid", "profile", "email"])
+    id_claims = _jwt_claims(tokens["id_token"])
+    info = _userinfo(client, tokens["access_token"]).json()
+    refreshed = refresh(client, app, tokens["refresh_token"], secret).json()
+    refreshed_claims = _jwt_claims(refreshed["id_token"])
+
+    received = [
+        ("oidc:id_token", {CLAIM_FIELD[k] for k in id_claims if k in CLAIM_FIELD}),
+        ("oidc:userinfo", {CLAIM_FIELD[k] for k in info if k in CLAIM_FIELD}),
+        ("oidc:id_token", {CLAIM_FIELD[k] for k in refreshed_claims if k in CLAIM_FIELD}),
+    ]
+    assert received[0][1] == {"id", "name", "picture", "email"}
+    ledgered = [
+        (d.endpoint, set(d.fields))
+        for d in sorted(history_for_person(person.pk), key=lambda d: d.index)
+        if d.app_id == app.pk
+    ]
+    assert ledgered == received
+    assert all(d.actor_id == person.pk for d in history_for_person(person.pk) if d.app_id == app.pk)
+
+
+def test_openid_only_sign_in_ledgers_the_id_alone(make_person):
+    from consentry.ledger.api import history_for_person
+
+    person = make_person()
+    app, _ = make_app()
+    obtain_token(Client(), person, app, ["openid"])
+    assert [(d.endpoint, d.fields) for d in history_for_person(person.pk)] == [
+        ("oidc:id_token", ["id"])
+    ]

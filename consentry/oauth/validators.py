@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
@@ -32,8 +33,9 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
 from consentry.grants.models import Consent
-from consentry.grants.permissions import PERMISSIONS
+from consentry.grants.permissions import PERMISSIONS, fields_to_mask
 from consentry.graph.release import AppFacts, passed_review
+from consentry.ledger.api import record_disclosure
 from consentry.oauth import throttle
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
@@ -75,6 +77,29 @@ def authorization_parameter_problem(
     if state is not None and len(state) > MAX_STATE:
         return f"state longer than {MAX_STATE} characters"
     return None
+
+
+ENDPOINT_ID_TOKEN = "oidc:id_token"  # noqa: S105 (a ledger endpoint name)
+ENDPOINT_USERINFO = "oidc:userinfo"
+# Which released field each OpenID Connect claim carries (`email_verified` says something
+# about the email, which is ledgered with it).
+CLAIM_FIELD = {"sub": "id", "name": "name", "picture": "picture", "email": "email"}
+
+
+def record_claims_disclosure(
+    request: Request, claims: dict[str, Any], endpoint: str, token_id: int | None
+) -> None:
+    """Write one ledger call for the person claims that leave in an ID token or a
+    userinfo answer. Must run inside the transaction that issues or answers."""
+    fields = {CLAIM_FIELD[k] for k in claims if k in CLAIM_FIELD}
+    person_id = request.user.pk
+    record_disclosure(
+        app_id=request.client.pk,
+        actor_id=person_id,
+        endpoint=endpoint,
+        released=[(person_id, fields_to_mask(fields))] if fields else [],
+        token_id=token_id,
+    )
 
 
 class ConsentryValidator(OAuth2Validator):
@@ -267,6 +292,7 @@ class ConsentryValidator(OAuth2Validator):
         source_refresh_token: Any = None,
     ) -> AccessToken:
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        request.consentry_access_token_id = access_token.pk  # for the ID token's ledger entry
         access_token.consent = self._consent_for_request(request)
         access_token.save(update_fields=["consent"])
         return access_token
@@ -320,8 +346,32 @@ class ConsentryValidator(OAuth2Validator):
             "name": person.name,
             "picture": person.picture,
             "email": relay_address(app.pk, person.pk) if relay else person.email,
-            "email_verified": True,
+            # A relay address forwards to the real one: it is as verified as that is.
+            "email_verified": person.email_verified_at is not None,
         }
+
+    # --- ID token and userinfo claims are disclosures (SPEC.md): ledgered ----------------
+
+    def finalize_id_token(
+        self, id_token: dict[str, Any], token: Any, token_handler: Any, request: Request
+    ) -> str:
+        """Sign the ID token and record its claims in the disclosure ledger, in the
+        transaction that issues it (consentry.oauth.views.TokenView is one transaction):
+        if the ledger write fails, no ID token leaves."""
+        token_id = getattr(request, "consentry_access_token_id", None)
+        with transaction.atomic():
+            signed = str(super().finalize_id_token(id_token, token, token_handler, request))
+            record_claims_disclosure(request, id_token, ENDPOINT_ID_TOKEN, token_id)
+        return signed
+
+    def get_userinfo_claims(self, request: Request) -> dict[str, Any]:
+        """The userinfo answer, recorded in the ledger before it leaves."""
+        claims = dict(super().get_userinfo_claims(request))
+        with transaction.atomic():
+            record_claims_disclosure(
+                request, claims, ENDPOINT_USERINFO, getattr(request.access_token, "pk", None)
+            )
+        return claims
 
     def get_discovery_claims(self, request: Any) -> list[str]:
         return ["sub", "name", "picture", "email", "email_verified"]

@@ -241,7 +241,10 @@ class TokenView(dot.TokenView):
     authentication challenge and the client-authentication throttle's 429."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return client_auth_challenge(super().post(request, *args, **kwargs))
+        # One transaction: the tokens, the ID token and its ledger entry commit together.
+        with transaction.atomic():
+            response = super().post(request, *args, **kwargs)
+        return client_auth_challenge(response)
 
 
 @method_decorator(csrf_exempt, name="dispatch")

@@ -106,6 +106,9 @@ class PersonRecord:
     audience: tuple[Audience, ...] = tuple(DEFAULT_AUDIENCE[f] for f in PROFILE_FIELDS)
     friend_share: tuple[str, ...] = ()
     language: str = "en"
+    # When the operator verified the address; None (the default) means never verified,
+    # and the `email_verified` claim then says false (OpenID Connect Core 5.1).
+    email_verified_at: datetime | None = None
 
     @property
     def friend_share_mask(self) -> int:
@@ -128,6 +131,7 @@ class PersonRecord:
             "likes": list(self.likes),
             "friend_share_mask": self.friend_share_mask,
             "language": self.language,
+            "email_verified_at": self.email_verified_at,
         }
         for field, audience in zip(PROFILE_FIELDS, self.audience, strict=True):
             values[audience_column(field)] = audience.value
@@ -150,6 +154,7 @@ class PersonRecord:
             audience=tuple(Audience(values[audience_column(f)]) for f in PROFILE_FIELDS),
             friend_share=tuple(f for f in SHAREABLE_FIELDS if mask & FIELD_BIT[f]),
             language=values["language"],
+            email_verified_at=values.get("email_verified_at"),
         )
 
     def to_json(self) -> str:
@@ -168,6 +173,8 @@ class PersonRecord:
         if self.friend_share:
             obj["friend_share"] = list(self.friend_share)
         obj["language"] = self.language
+        if self.email_verified_at is not None:
+            obj["email_verified_at"] = format_datetime(self.email_verified_at)
         return _dumps(obj)
 
 
@@ -299,7 +306,24 @@ PERSON_KEYS = (
     "audience",
     "friend_share",
     "language",
+    "email_verified_at",
 )
+
+
+def _moment(obj: dict, key: str) -> datetime | None:
+    """An optional ISO 8601 date and time with a UTC offset, as UTC."""
+    raw = obj.get(key)
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise RecordError(f"{key!r} must be an ISO 8601 date and time, not {_quote(raw)}") from None
+    if moment.tzinfo is None:
+        raise RecordError(f"{key!r} needs a UTC offset (e.g. Z): {_quote(raw)}")
+    return moment.astimezone(UTC)
 
 
 def parse_person(line: str) -> PersonRecord:
@@ -364,6 +388,7 @@ def parse_person(line: str) -> PersonRecord:
         audience=tuple(audience[f] for f in PROFILE_FIELDS),
         friend_share=share,
         language=_choice(obj, "language", LANGUAGES) or "en",
+        email_verified_at=_moment(obj, "email_verified_at"),
     )
 
 
