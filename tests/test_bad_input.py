@@ -329,3 +329,47 @@ def test_import_of_an_overlong_line_names_it_and_reads_on(tmp_path):
     assert f"{path}:3: missing field" in message
     assert len(message) < 1000
     assert _row_counts() == before
+
+
+# --- 14. repeated parameters and HEAD under /v1/; JSON errors from JSON endpoints ---------
+
+
+@pytest.mark.parametrize("query", ["fields=name&fields=bogus", "fields=bogus&fields=name"])
+def test_repeated_graph_parameters_are_refused_in_either_order(bearer, query):
+    response = Client().get(f"/v1/me?{query}", **bearer)
+    _assert_graph_error(response, 400)
+    assert "repeated" in response.json()["error"]["message"]
+
+
+def test_head_is_get_without_the_body(bearer):
+    get = Client().get("/v1/me", **bearer)
+    head = Client().head("/v1/me", **bearer)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Content-Type"] == "application/json"
+    assert int(head["Content-Length"]) == len(get.content)
+    _assert_graph_error(Client().get("/v1/me"), 401)
+    assert Client().head("/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/oauth/token/"),
+        ("get", "/oauth/revoke/"),
+        ("get", "/oauth/introspect/"),
+        ("put", "/oauth/userinfo/"),
+    ],
+)
+def test_oauth_json_endpoints_answer_errors_in_json(method, path):
+    response = getattr(Client(), method)(path)
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]
+
+
+def test_userinfo_without_a_token_is_a_json_401():
+    response = Client().get("/oauth/userinfo/")
+    assert response.status_code == 401
+    assert response["Content-Type"].startswith("application/json")
+    assert response["WWW-Authenticate"].startswith("Bearer")

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -180,6 +181,18 @@ def test_serve_with_several_workers_and_no_redis_warns(tmp_path):
     env = _server_env(tmp_path, CONSENTRY_DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
     port = _free_port()
     proc = _start(["--workers", "2", "--threads", "1", "--no-migrate", *_worker_args()], env, port)
-    output = _stop(proc)
+    try:
+        # A Graph API request at the documented maximum lengths (`fields` of 200
+        # four-byte characters, percent-encoded; a 200-character cursor) fits the server's
+        # request-line limit: the API answers it (401 here: no token), not gunicorn (414).
+        fields = quote("\U0001f600" * 200)
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/me/friends?fields={fields}&limit=5000&after={'a' * 200}",
+            timeout=30,
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_token"
+    finally:
+        output = _stop(proc)
     assert "without CONSENTRY_REDIS_URL" in output
     assert "per process" in output

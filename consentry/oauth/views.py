@@ -227,6 +227,37 @@ def _person(request: HttpRequest) -> Person:
     return request.user
 
 
+def json_error(response: HttpResponse) -> HttpResponse:
+    """An error from a back-channel endpoint in JSON (RFC 6749 5.2 / RFC 6750 3.1), even
+    where Django or django-oauth-toolkit answered with an empty or HTML body (a 405, a
+    userinfo 401); the challenge and Allow headers are kept."""
+    if response.status_code < 400 or response.get("Content-Type", "").startswith(
+        "application/json"
+    ):
+        return response
+    challenge = response.get("WWW-Authenticate", "")
+    code = _challenge_error(challenge) or {
+        401: "invalid_token",
+        403: "insufficient_scope",
+        405: "invalid_request",
+    }.get(response.status_code, "invalid_request")
+    fixed = JsonResponse({"error": code}, status=response.status_code)
+    for header in ("WWW-Authenticate", "Allow", "Retry-After"):
+        if header in response:
+            fixed[header] = response[header]
+    fixed["Cache-Control"] = "no-store"
+    return fixed
+
+
+def _challenge_error(challenge: str) -> str | None:
+    marker = 'error="'
+    start = challenge.find(marker)
+    if start < 0:
+        return None
+    end = challenge.find('"', start + len(marker))
+    return challenge[start + len(marker) : end] or None
+
+
 def client_auth_challenge(response: HttpResponse) -> HttpResponse:
     """A 401 for failed client authentication names the scheme clients authenticate with
     here, HTTP Basic (RFC 6749 5.2), never oauthlib's `Bearer`."""
@@ -240,6 +271,9 @@ class TokenView(dot.TokenView):
     """The token endpoint (RFC 6749 3.2), django-oauth-toolkit's, with the right
     authentication challenge and the client-authentication throttle's 429."""
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return json_error(super().dispatch(request, *args, **kwargs))
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # One transaction: the tokens, the ID token and its ledger entry commit together.
         with transaction.atomic():
@@ -252,6 +286,9 @@ class RevokeTokenView(dot.RevokeTokenView):
     """Token revocation (RFC 7009). A token issued to another client is refused with an
     error (RFC 7009 2.1), not answered 200 as if it had been revoked; an unknown token is
     200 (RFC 7009 2.2)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return json_error(super().dispatch(request, *args, **kwargs))
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
@@ -275,6 +312,9 @@ class IntrospectView(View):
     """
 
     http_method_names = ["post"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return json_error(super().dispatch(request, *args, **kwargs))
 
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -378,4 +418,4 @@ class UserInfoView(dot_oidc.UserInfoView):
             )
             response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
             return response
-        return super().dispatch(request, *args, **kwargs)
+        return json_error(super().dispatch(request, *args, **kwargs))

@@ -50,6 +50,9 @@ class Command(BaseCommand):
             # The access log holds the request line only: query strings can carry codes.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             "timeout": 120,
+            # Twice gunicorn's default: every request the Graph API documents as valid
+            # (percent-encoded `fields` and `after` at their maximum length) fits.
+            "limit_request_line": 8190,
         }
 
         class Server(BaseApplication):
