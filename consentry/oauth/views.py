@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -227,7 +227,7 @@ def _person(request: HttpRequest) -> Person:
     return request.user
 
 
-def json_error(response: HttpResponse) -> HttpResponse:
+def json_error(response: HttpResponseBase) -> HttpResponseBase:
     """An error from a back-channel endpoint in JSON (RFC 6749 5.2 / RFC 6750 3.1), even
     where Django or django-oauth-toolkit answered with an empty or HTML body (a 405, a
     userinfo 401); the challenge and Allow headers are kept."""
@@ -271,7 +271,7 @@ class TokenView(dot.TokenView):
     """The token endpoint (RFC 6749 3.2), django-oauth-toolkit's, with the right
     authentication challenge and the client-authentication throttle's 429."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return json_error(super().dispatch(request, *args, **kwargs))
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -287,7 +287,7 @@ class RevokeTokenView(dot.RevokeTokenView):
     error (RFC 7009 2.1), not answered 200 as if it had been revoked; an unknown token is
     200 (RFC 7009 2.2)."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return json_error(super().dispatch(request, *args, **kwargs))
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -313,7 +313,7 @@ class IntrospectView(View):
 
     http_method_names = ["post"]
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return json_error(super().dispatch(request, *args, **kwargs))
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -407,7 +407,7 @@ class UserInfoView(dot_oidc.UserInfoView):
     """OpenID Connect UserInfo. Refuses an access token in the query string (RFC 6750 2.3
     is forbidden by RFC 9700 4.3.2); django-oauth-toolkit only checks that elsewhere."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if "access_token" in request.GET:
             response = JsonResponse(
                 {
