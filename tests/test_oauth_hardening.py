@@ -294,7 +294,8 @@ def test_logout_with_a_valid_id_token_hint_asks_before_signing_out(make_person):
     assert page.status_code == 200
     assert "_auth_user_id" in client.session
     stay = client.post("/oauth/logout/", {"id_token_hint": tokens["id_token"]})
-    assert stay.status_code == 400
+    assert stay.status_code == 302
+    assert stay["Location"] == "/"
     assert "_auth_user_id" in client.session
     leave = client.post("/oauth/logout/", {"id_token_hint": tokens["id_token"], "allow": "1"})
     assert leave.status_code == 302

@@ -9,14 +9,20 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
-from oauth2_provider.exceptions import InvalidOIDCClientError, OAuthToolkitError
+from oauth2_provider.exceptions import InvalidOIDCClientError, LogoutDenied, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
 from oauth2_provider.views import base as dot
@@ -392,6 +398,11 @@ class LogoutView(dot_oidc.RPInitiatedLogoutView):
     error page, not a server error."""
 
     template_name = "oauth/logout_confirm.html"
+
+    def error_response(self, error: Any) -> HttpResponse:
+        if isinstance(error, LogoutDenied):  # "Stay signed in": back home, still signed in
+            return HttpResponseRedirect("/")
+        return super().error_response(error)
 
     def get_request_application(self, id_token: Any, client_id: str | None) -> Any:
         if client_id:
