@@ -12,7 +12,7 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from jwcrypto import jwk, jwt
-from requests_oauth2client import AuthorizationResponseError, OAuth2Client
+from requests_oauth2client import AuthorizationRequest, AuthorizationResponseError, OAuth2Client
 
 from consentry.oauth.pairwise import app_scoped_id
 from tests.oauth_flow import REDIRECT_URI, cheap_argon2, make_app  # noqa: F401
@@ -166,8 +166,18 @@ def test_requests_oauth2client_checks_iss_on_a_denial_too(live_server, person):
     client = OAuth2Client.from_discovery_endpoint(
         discovery, auth=(app.client_id, secret), redirect_uri=REDIRECT_URI, testing=True
     )
-    request = client.authorization_request(scope="openid profile")
-    assert request.authorization_response_iss_parameter_supported
+    meta = requests.get(discovery, timeout=10).json()
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    # OAuth2Client.authorization_request() does not pass that flag on, so the request is
+    # built directly with `iss` required, as discovery says.
+    request = AuthorizationRequest(
+        authorization_endpoint=str(client.authorization_endpoint),
+        client_id=app.client_id,
+        redirect_uri=REDIRECT_URI,
+        scope="openid profile",
+        issuer=client.issuer,
+        authorization_response_iss_parameter_supported=True,
+    )
     callback = browser_authorize(str(request.uri), person.email, decision="deny")
     with pytest.raises(AuthorizationResponseError) as refused:
         request.validate_callback(callback)
