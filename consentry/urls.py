@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    path("developers/", include("consentry.developers.urls")),
     path("admin/", admin.site.urls),
 ]
