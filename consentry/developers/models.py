@@ -5,8 +5,8 @@ rotated client secrets, and signed callbacks to apps with their delivery log.
 `SignedAgreement` and `ReviewDecision` are append-only: database triggers
 (migrations/0002_append_only.py) refuse UPDATE of their rows on SQLite and PostgreSQL,
 and DELETE on PostgreSQL (SQLite's test flush deletes rows one statement at a time, so
-there the models refuse deletion instead). Plain ids of people survive as `*_email` copies where a record must outlive the
-person's account.
+there the models refuse deletion instead). Such records keep `*_email` copies so they
+outlive the person's account.
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ class AppInvitation(models.Model):
     accepted_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
-    def is_open(self) -> bool:
-        return self.accepted_at is None and self.withdrawn_at is None
-
     def __str__(self) -> str:
         return f"invitation to app {self.application_id} as {self.role}"
+
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.withdrawn_at is None
 
 
 class AppProfile(models.Model):
@@ -121,6 +121,9 @@ class PreviousClientSecret(models.Model):
     signing_secret = models.TextField(blank=True)
     rotated_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"previous secret of app {self.application_id}"
 
     def is_valid(self, now: datetime | None = None) -> bool:
         return self.expires_at > (now or timezone.now())
@@ -287,6 +290,9 @@ class CallbackAttempt(models.Model):
     attempted_at = models.DateTimeField(default=timezone.now)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"attempt {self.pk} of callback {self.delivery_id}"
 
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300

@@ -19,7 +19,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-
 from consentry.developers.actions import (
     Declaration,
     DeveloperError,
