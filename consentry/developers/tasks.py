@@ -1,14 +1,25 @@
-"""Background work of the developer platform on Django's Tasks API."""
+"""Background work of the developer platform on Django's Tasks API.
+
+The lifecycle sweep (grant expiry, unused apps, recertification, callback retries) runs
+every SWEEP_INTERVAL: each run queues the next one with `run_after`, and
+`ensure_lifecycle_scheduled()` (called when a worker starts) queues the first. Since the
+schedule lives in the task queue, tests drive it by moving the clock and running ready
+tasks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from django_tasks import task
 
 from consentry.developers import callbacks
 from consentry.developers.lifecycle import run_lifecycle
+
+SWEEP_INTERVAL = timedelta(minutes=10)
 
 
 @task()
@@ -19,5 +30,24 @@ def deliver_callback_task(delivery_id: int) -> str:
 
 @task()
 def lifecycle_sweep_task() -> dict[str, Any]:
-    """Every lifecycle job once: grant expiry, unused apps, recertification, callbacks."""
-    return asdict(run_lifecycle())
+    """Every lifecycle job once, then queue the next sweep."""
+    report = asdict(run_lifecycle())
+    ensure_lifecycle_scheduled(timezone.now() + SWEEP_INTERVAL)
+    return report
+
+
+def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
+    """Queue a lifecycle sweep unless one is already waiting (database backend; with RQ
+    an extra sweep is harmless: every job is idempotent)."""
+    from consentry.web.worker import uses_database_backend
+
+    if uses_database_backend():
+        from django_tasks_db.models import DBTaskResult
+
+        waiting = DBTaskResult.objects.filter(
+            task_path=lifecycle_sweep_task.module_path, status="READY"
+        ).exists()
+        if waiting:
+            return
+    sweep = lifecycle_sweep_task.using(run_after=run_after) if run_after else lifecycle_sweep_task
+    sweep.enqueue()
