@@ -36,6 +36,7 @@ from consentry.grants.permissions import PERMISSIONS
 from consentry.oauth.actions import check_redirect_uri, do_create_application
 from consentry.oauth.models import Application, AppStatus
 from consentry.people.models import Person
+from consentry.staff.actions import do_record_staff_action
 
 TERMS_VERSION = "2026-1"
 CLI_REVIEWER = "operator (CLI)"
@@ -427,20 +428,36 @@ def do_decide_review(
     reject: Iterable[str] = (),
     reason: str = "",
 ) -> list[ReviewDecision]:
-    """Staff approve or reject declared permissions, each decision with the reason the
-    developer sees, recorded in the append-only ReviewDecision table (and the staff audit
-    log). The app's approved permissions follow at once. `staff` None means the operator
-    on the command line."""
+    """Approve and reject permissions with one reason (the command line's form of
+    do_decide_permissions)."""
     approve, reject = sorted(set(approve)), sorted(set(reject))
     if set(approve) & set(reject):
         raise DeveloperError("a permission cannot be both approved and rejected")
-    if not approve and not reject:
+    decisions = {p: (True, reason) for p in approve}
+    decisions.update({p: (False, reason) for p in reject})
+    return do_decide_permissions(application, staff, decisions)
+
+
+def do_decide_permissions(
+    application: Application,
+    staff: Person | None,
+    decisions: Mapping[str, tuple[bool, str]],
+) -> list[ReviewDecision]:
+    """Staff approve or reject declared permissions (permission -> (approved, reason)),
+    each with the reason the developer sees (required for a rejection), recorded in the
+    append-only ReviewDecision table and, for a staff member, the staff audit trail in
+    the same transaction. The app's approved permissions follow at once. `staff` None
+    means the operator on the command line."""
+    if not decisions:
         raise DeveloperError("name at least one permission to approve or reject")
-    reason = reason.strip()
-    if reject and not reason:
-        raise DeveloperError("give the developer a reason for the rejection")
-    if len(reason) > 2000:
-        raise DeveloperError("keep the reason under 2000 characters")
+    cleaned: dict[str, tuple[bool, str]] = {}
+    for permission, (approved, reason) in sorted(decisions.items()):
+        reason = reason.strip()
+        if not approved and not reason:
+            raise DeveloperError(f"give the developer a reason for rejecting {permission}")
+        if len(reason) > 2000:
+            raise DeveloperError("keep the reason under 2000 characters")
+        cleaned[permission] = (approved, reason)
     now = timezone.now()
     staff_label = staff.email if staff is not None else CLI_REVIEWER
     with transaction.atomic(durable=True):
@@ -448,10 +465,10 @@ def do_decide_review(
         declarations = {
             d.permission: d for d in PermissionDeclaration.objects.filter(application=app)
         }
-        unknown = [p for p in (*approve, *reject) if p not in declarations]
+        unknown = [p for p in cleaned if p not in declarations]
         if unknown:
             raise DeveloperError(f"not declared by this app: {', '.join(unknown)}")
-        basic = [p for p in (*approve, *reject) if not rules.needs_review(p)]
+        basic = [p for p in cleaned if not rules.needs_review(p)]
         if basic:
             raise DeveloperError(f"basic permissions need no review: {', '.join(basic)}")
         open_request = (
@@ -459,8 +476,8 @@ def do_decide_review(
             .order_by("-submitted_at")
             .first()
         )
-        decisions = []
-        for permission, approved in [(p, True) for p in approve] + [(p, False) for p in reject]:
+        recorded = []
+        for permission, (approved, reason) in cleaned.items():
             row = declarations[permission]
             if approved and rules.needs_agreement(permission) and not _has_agreement(app):
                 raise DeveloperError(f"{permission} needs the signed data-use agreement first")
@@ -468,7 +485,7 @@ def do_decide_review(
             row.reason = reason
             row.decided_at = now
             row.save(update_fields=["status", "reason", "decided_at"])
-            decisions.append(
+            recorded.append(
                 ReviewDecision.objects.create(
                     application=app,
                     review_request=open_request,
@@ -487,20 +504,19 @@ def do_decide_review(
             open_request.save(update_fields=["closed_at"])
         _sync_reviewed_permissions(app)
         if staff is not None:
-            _audit(staff, app, approve, reject, reason)
-    return decisions
+            _audit(staff, app, cleaned)
+    return recorded
 
 
-def _audit(
-    staff: Person, app: Application, approve: list[str], reject: list[str], reason: str
-) -> None:
-    from consentry.staff.actions import do_record_staff_action
-
+def _audit(staff: Person, app: Application, decisions: Mapping[str, tuple[bool, str]]) -> None:
     do_record_staff_action(
         staff,
         "app.review",
         f"app:{app.pk}",
-        {"approved": approve, "rejected": reject, "reason": reason},
+        {
+            p: {"approved": approved, "reason": reason}
+            for p, (approved, reason) in decisions.items()
+        },
     )
 
 

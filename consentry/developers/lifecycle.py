@@ -22,6 +22,7 @@ from consentry.developers.actions import _sync_reviewed_permissions
 from consentry.developers.models import AppProfile, AppRole, Role
 from consentry.grants.actions import do_expire_consents
 from consentry.grants.models import Consent
+from consentry.notices.actions import NoticeDraft, do_send_notices
 from consentry.oauth.models import AccessToken, Application, AppStatus, RefreshToken
 
 
@@ -123,8 +124,6 @@ def do_run_recertification(now: datetime) -> tuple[list[tuple[int, int]], list[i
 
 def _notify_team(application: Application, kind: str, title: str, body: str) -> None:
     """A notice (console and email) to the app's admins and developers."""
-    from consentry.notices.actions import NoticeDraft, do_send_notices
-
     people = AppRole.objects.filter(
         application=application, role__in=(Role.ADMIN, Role.DEVELOPER)
     ).values_list("person_id", flat=True)
