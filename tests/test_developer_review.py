@@ -10,8 +10,8 @@ from django.urls import reverse
 from consentry.developers.actions import Declaration, do_register_app
 from consentry.developers.models import ReviewDecision
 from consentry.staff.models import StaffAuditEvent
-from tests.oauth_flow import REDIRECT_URI, cheap_argon2  # noqa: F401
 from tests import staff_fixtures
+from tests.oauth_flow import REDIRECT_URI, cheap_argon2  # noqa: F401
 from tests.staff_fixtures import PASSWORD, make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cheap_argon2")]
