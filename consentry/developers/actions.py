@@ -174,10 +174,11 @@ def _image_kind(data: bytes) -> str | None:
 
 def _check_callback_url(uri: str) -> None:
     """Like a redirect URI, but plain HTTP to a loopback address (which the server itself
-    would call) only in development (CONSENTRY_DEBUG), never in production."""
+    would call) only where settings.CALLBACKS_ALLOW_HTTP_LOOPBACK allows it (development
+    and tests), never in production."""
     try:
         check_redirect_uri(uri)
-        if not settings.DEBUG and not uri.startswith("https://"):
+        if not settings.CALLBACKS_ALLOW_HTTP_LOOPBACK and not uri.startswith("https://"):
             raise ValueError(uri)
     except ValueError:
         raise DeveloperError(

@@ -228,7 +228,7 @@ def do_confirm_data_deletion(
     try:
         data = json.loads(body)
         code = str(data["confirmation_code"])[:64]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise ConfirmationError("the body must be JSON with a confirmation_code") from None
     with transaction.atomic():
         request = (

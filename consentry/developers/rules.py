@@ -139,9 +139,9 @@ def reminder_due(stage: CertStage, last_reminder_days: int | None) -> int | None
 
 
 def reviewed_permissions(statuses: Mapping[str, str], lapsed: bool) -> list[str]:
-    """The review-needed permissions an app may use (`Application.approved_permissions`;
-    basic ones need no approval): those staff approved, unless its certification lapsed (then none: basic login keeps working since
-    basic permissions need no review)."""
+    """The review-needed permissions an app may use (`Application.approved_permissions`):
+    those staff approved, unless its certification lapsed (then none; basic login keeps
+    working since basic permissions need no review)."""
     if lapsed:
         return []
     return sorted(
