@@ -63,7 +63,9 @@ def do_clear_tokens_of_unused_apps(now: datetime) -> list[int]:
                 revoked=now, updated=now, access_token=None
             )
             AccessToken.objects.filter(application_id=app_id).delete()
-            AppProfile.objects.filter(application_id=app_id).update(unused_tokens_cleared_at=now)
+            AppProfile.objects.update_or_create(
+                application_id=app_id, defaults={"unused_tokens_cleared_at": now}
+            )
         cleared.append(app_id)
     return cleared
 
