@@ -5,10 +5,12 @@ live apps recertify yearly (reminders at 30 and 7 days, lapse, restore)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from freezegun import freeze_time
@@ -147,6 +149,7 @@ def test_recertification_reminds_at_30_and_7_days_then_lapses_until_recertified(
         client.force_login(dev, backend="django.contrib.auth.backends.ModelBackend")
         page = client.get(f"/developers/apps/{app.pk}/").content.decode()
         assert "Certification lapsed" in page
+        assert "recertify now" in client.get("/developers/").content.decode()
         assert client.post(f"/developers/apps/{app.pk}/recertify").status_code == 302
         app.refresh_from_db()
         assert app.approved_permissions == ["user_birthday"]
@@ -195,3 +198,15 @@ def test_certification_stages_are_a_pure_rule():
     assert rules.reminder_due(rules.CertStage.REMIND_30, 30) is None
     assert rules.reminder_due(rules.CertStage.REMIND_7, 30) == 7
     assert rules.reminder_due(rules.CertStage.REMIND_7, 7) is None
+
+
+def test_lifecycle_command_runs_every_job_once(make_person, capsys):
+    call_command("lifecycle")
+    report = json.loads(capsys.readouterr().out)
+    assert report == {
+        "consents_expired": 0,
+        "unused_apps_cleared": [],
+        "reminders": [],
+        "lapsed": [],
+        "deliveries_tried": 0,
+    }

@@ -124,6 +124,17 @@ def certification_stage(certified_at: datetime, now: datetime) -> CertStage:
     return CertStage.CURRENT
 
 
+def recertification_needs_attention(
+    certified_at: datetime | None, lapsed: bool, now: datetime
+) -> bool:
+    """Whether the console should flag the app: lapsed, or within 30 days of lapsing."""
+    if lapsed:
+        return True
+    return (
+        certified_at is not None and certification_stage(certified_at, now) is not CertStage.CURRENT
+    )
+
+
 def reminder_due(stage: CertStage, last_reminder_days: int | None) -> int | None:
     """The reminder (30 or 7, in days) to send now, or None when none is due or the same
     one was already sent. A reminder is sent once per stage per certification year."""

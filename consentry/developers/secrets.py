@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import check_password
 from django.utils import timezone
-from oauth2_provider.settings import oauth2_settings
 
 from consentry.developers.models import AppProfile, PreviousClientSecret
 from consentry.oauth.models import Application
@@ -43,11 +42,6 @@ def encrypt_secret(secret: str) -> str:
 def decrypt_secret(stored: str) -> str:
     raw = base64.b64decode(stored)
     return AESGCM(_key()).decrypt(raw[:12], raw[12:], _INFO).decode()
-
-
-def hash_secret(secret: str) -> str:
-    """The secret hashed the way django-oauth-toolkit hashes the current one."""
-    return make_password(secret, hasher=oauth2_settings.CLIENT_SECRET_HASHER)
 
 
 def signing_secrets(application: Application, now: datetime | None = None) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -56,7 +57,21 @@ def console(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         actions.do_become_developer(person)
         return redirect("developers:console")
-    roles = AppRole.objects.select_related("application").filter(person=person).order_by("pk")
+    now = timezone.now()
+    roles = []
+    for role in AppRole.objects.select_related("application").filter(person=person).order_by("pk"):
+        profile = actions.profile_of(role.application)
+        certified = profile.certified_at
+        roles.append(
+            {
+                "role": role.role,
+                "application": role.application,
+                "recertify_by": rules.recertify_by(certified) if certified else None,
+                "attention": rules.recertification_needs_attention(
+                    certified, profile.lapsed_at is not None, now
+                ),
+            }
+        )
     invitations = AppInvitation.objects.select_related("application").filter(
         email=person.email.lower(), accepted_at__isnull=True, withdrawn_at__isnull=True
     )
