@@ -21,6 +21,7 @@ from consentry.developers.models import (
     ReviewDecision,
     SignedAgreement,
 )
+from consentry.notices.models import Notice
 from consentry.oauth.models import Application
 from consentry.people.models import Person
 from tests.oauth_flow import (
@@ -157,6 +158,10 @@ def test_invited_tester_accepts_and_may_use_the_app_in_development_a_stranger_ma
         == 302
     )
     invitation = app.invitations.get()
+    assert Notice.objects.get(person=tester, kind="developers.invitation").data == {
+        "application_id": app.pk,
+        "invitation_id": invitation.pk,
+    }
     # Only the invitee can accept: to anyone else it does not exist.
     assert (
         signed_in(stranger).post(f"/developers/invitations/{invitation.pk}/accept").status_code

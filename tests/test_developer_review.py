@@ -3,9 +3,11 @@ recorded with who, when and why, and the developer sees the reason."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from consentry.developers.actions import Declaration, do_register_app
 from consentry.developers.models import ReviewDecision
@@ -119,3 +121,37 @@ def test_bad_review_input_is_a_400_in_place(staff_client, field, value):
 
 def test_unknown_app_is_404_for_staff_too(staff_client):
     assert staff_client.get(reverse("staff-review", args=[987654])).status_code == 404
+
+
+def _staff_paths() -> list[str]:
+    """Every URL pattern under /staff/, whoever added it, with sample arguments."""
+    paths: list[str] = []
+
+    def walk(patterns: list, prefix: str) -> None:
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, route)
+            elif isinstance(entry, URLPattern) and route.startswith("staff/"):
+                for kind, sample in (("int", "1"), ("str", "x"), ("slug", "x"), ("uuid", "0" * 32)):
+                    route = re.sub(rf"<{kind}:\w+>", sample, route)
+                paths.append("/" + route.lstrip("^").rstrip("$"))
+
+    walk(get_resolver().url_patterns, "")
+    return paths
+
+
+def test_every_staff_url_refuses_non_staff_and_staff_without_totp(make_person):
+    quiz_app()
+    paths = _staff_paths()
+    assert "/staff/reviews/" in paths
+    person = Client()
+    person.force_login(make_person(), backend="django.contrib.auth.backends.ModelBackend")
+    staff, _key = make_staff()
+    without_totp = Client()
+    credentials = {"username": staff.email, "password": PASSWORD}
+    assert without_totp.post("/accounts/login/", credentials).status_code == 302
+    for client in (Client(), person, without_totp):
+        for path in paths:
+            assert client.get(path).status_code == 404, path
+            assert client.post(path).status_code == 404, path

@@ -33,6 +33,7 @@ from consentry.developers.models import (
 )
 from consentry.developers.secrets import encrypt_secret
 from consentry.grants.permissions import PERMISSIONS
+from consentry.notices.actions import NoticeDraft, do_send_notices
 from consentry.oauth.actions import check_redirect_uri, do_create_application
 from consentry.oauth.models import Application, AppStatus
 from consentry.people.models import Person
@@ -251,9 +252,24 @@ def do_invite_to_app(
         AppInvitation.objects.filter(
             application=application, email=email, accepted_at__isnull=True
         ).update(withdrawn_at=now)
-        return AppInvitation.objects.create(
+        invitation = AppInvitation.objects.create(
             application=application, email=email, role=role, invited_by=invited_by, created_at=now
         )
+        invitee = Person.objects.filter(email__iexact=email).values_list("pk", flat=True).first()
+        if invitee is not None:
+            do_send_notices(
+                [
+                    NoticeDraft(
+                        person_id=invitee,
+                        kind="developers.invitation",
+                        title=f"You are invited to work on {application.name}",
+                        body=f"{invited_by.name} invited you as {role}. Accept in the "
+                        "developer console at /developers/.",
+                        data={"application_id": application.pk, "invitation_id": invitation.pk},
+                    )
+                ]
+            )
+    return invitation
 
 
 def do_accept_invitation(invitation: AppInvitation, person: Person) -> AppRole:
