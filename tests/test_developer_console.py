@@ -343,3 +343,26 @@ def test_unknown_permission_scope_is_still_invalid_scope(make_person):
     _verifier, challenge = pkce_pair()
     response = client.get(authorize_url(app, ["openid", "read_everything"], challenge))
     assert redirect_params(response["Location"])["error"] == "invalid_scope"
+
+
+def test_admin_edits_details_and_callback_urls_in_place(make_person):
+    client = signed_in(make_person())
+    app, _ = register(client)
+    edit = f"/developers/apps/{app.pk}/edit"
+    assert b"cal.example.test/deauth" in client.get(edit).content
+    data = {
+        "name": "Birthday Calendar 2",
+        "redirect_uris": f"{REDIRECT_URI}\nhttps://app.example.test/other",
+        "privacy_policy_url": "https://cal.example.test/privacy",
+        "deauthorize_callback_url": "https://cal.example.test/gone",
+        "data_deletion_callback_url": "https://cal.example.test/erase",
+    }
+    bad = client.post(edit, {**data, "data_deletion_callback_url": "http://cal.example.test/x"})
+    assert bad.status_code == 400
+    assert b"errorlist" in bad.content
+    assert client.post(edit, data).status_code == 302
+    app.refresh_from_db()
+    assert app.name == "Birthday Calendar 2"
+    assert app.redirect_uris.split() == [REDIRECT_URI, "https://app.example.test/other"]
+    assert app.developer_profile.data_deletion_callback_url == "https://cal.example.test/erase"
+    assert signed_in(make_person()).get(edit).status_code == 404

@@ -133,22 +133,59 @@ def do_register_app(
     return app, secret
 
 
-def do_update_app_profile(application: Application, **fields: str) -> AppProfile:
-    """Change the app's public links and callback URLs (validated like at creation)."""
-    for key in ("deauthorize_callback_url", "data_deletion_callback_url"):
-        if fields.get(key):
-            _check_callback_url(fields[key])
+def do_update_app(
+    application: Application,
+    *,
+    name: str,
+    description: str,
+    redirect_uris: Sequence[str],
+    website: str,
+    privacy_policy_url: str,
+    deauthorize_callback_url: str,
+    data_deletion_callback_url: str,
+    icon: bytes | None = None,
+    icon_content_type: str = "",
+) -> None:
+    """Change the app's details, redirect URIs, links and callback URLs (validated like at
+    registration), and its icon when a new one is given."""
+    for uri in (deauthorize_callback_url, data_deletion_callback_url):
+        if uri:
+            _check_callback_url(uri)
+    for uri in redirect_uris:
+        try:
+            check_redirect_uri(uri)
+        except ValueError as error:
+            raise DeveloperError(str(error)) from None
     with transaction.atomic(durable=True):
-        profile = profile_of(application)
-        for key, value in fields.items():
-            setattr(profile, key, value)
-        profile.save(update_fields=list(fields))
-    return profile
-
-
-def do_set_app_icon(application: Application, icon: bytes, content_type: str) -> None:
-    with transaction.atomic(durable=True):
-        _store_icon(application, profile_of(application), icon, content_type)
+        app = Application.objects.select_for_update().get(pk=application.pk)
+        app.name = name
+        app.description = description
+        app.redirect_uris = " ".join(redirect_uris)
+        app.post_logout_redirect_uris = " ".join(redirect_uris)
+        app.save(
+            update_fields=[
+                "name",
+                "description",
+                "redirect_uris",
+                "post_logout_redirect_uris",
+                "updated",
+            ]
+        )
+        profile = profile_of(app)
+        profile.website = website
+        profile.privacy_policy_url = privacy_policy_url
+        profile.deauthorize_callback_url = deauthorize_callback_url
+        profile.data_deletion_callback_url = data_deletion_callback_url
+        profile.save(
+            update_fields=[
+                "website",
+                "privacy_policy_url",
+                "deauthorize_callback_url",
+                "data_deletion_callback_url",
+            ]
+        )
+        if icon:
+            _store_icon(app, profile, icon, icon_content_type)
 
 
 def _store_icon(app: Application, profile: AppProfile, icon: bytes, content_type: str) -> None:

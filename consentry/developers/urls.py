@@ -12,6 +12,7 @@ urlpatterns = [
     path("apps/new", views.new_app, name="new_app"),
     path("apps/<int:app_id>/", views.app_detail, name="app"),
     path("apps/<int:app_id>/icon", views.icon, name="icon"),
+    path("apps/<int:app_id>/edit", views.edit_app, name="edit"),
     path("apps/<int:app_id>/secret", views.rotate_secret, name="rotate_secret"),
     path("apps/<int:app_id>/mode", views.set_mode, name="mode"),
     path("apps/<int:app_id>/roles", views.invite, name="invite"),

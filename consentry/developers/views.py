@@ -116,6 +116,48 @@ def new_app(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def edit_app(request: HttpRequest, app_id: int) -> HttpResponse:
+    app, _role = access_app_by_id(_person(request), app_id, ADMINS)
+    profile = actions.profile_of(app)
+    initial = {
+        "name": app.name,
+        "description": app.description,
+        "redirect_uris": "\n".join(app.redirect_uris.split()),
+        "website": profile.website,
+        "privacy_policy_url": profile.privacy_policy_url,
+        "deauthorize_callback_url": profile.deauthorize_callback_url,
+        "data_deletion_callback_url": profile.data_deletion_callback_url,
+    }
+    form = AppForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        icon = data["icon"]
+        try:
+            actions.do_update_app(
+                app,
+                name=data["name"],
+                description=data["description"],
+                redirect_uris=data["redirect_uris"],
+                website=data["website"],
+                privacy_policy_url=data["privacy_policy_url"],
+                deauthorize_callback_url=data["deauthorize_callback_url"].strip(),
+                data_deletion_callback_url=data["data_deletion_callback_url"].strip(),
+                icon=icon.read(actions.MAX_ICON_BYTES + 1) if icon else None,
+                icon_content_type=getattr(icon, "content_type", "") if icon else "",
+            )
+        except actions.DeveloperError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("developers:app", app_id=app.pk)
+    return render(
+        request,
+        "developers/app_edit.html",
+        {"form": form, "application": app},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
 def app_detail(request: HttpRequest, app_id: int) -> HttpResponse:
     app, role = access_app_by_id(_person(request), app_id)
     return render(request, "developers/app_detail.html", _detail_context(app, role))
