@@ -195,6 +195,8 @@ def test_data_deletion_request_is_followed_and_confirmed_by_a_signed_call_back(
     assert payload["confirm_url"].endswith(CONFIRM_PATH)
     status_path = f"/developers/deletion/{deletion.confirmation_code}"
     assert b"not confirmed the deletion yet" in Client().get(status_path).content
+    dutch = Client().get(status_path, HTTP_ACCEPT_LANGUAGE="nl").content.decode()
+    assert "De app heeft nog niet bevestigd dat je gegevens zijn gewist." in dutch
 
     client = Client()
     code = deletion.confirmation_code
