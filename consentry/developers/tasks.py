@@ -13,6 +13,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.utils import timezone
 from django_tasks import task
 
@@ -37,8 +38,10 @@ def lifecycle_sweep_task() -> dict[str, Any]:
 
 
 def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
-    """Queue a lifecycle sweep unless one is already waiting (database backend; with RQ
-    an extra sweep is harmless: every job is idempotent)."""
+    """Queue a lifecycle sweep unless one is already waiting. The database backend is
+    asked directly; on RQ a short-lived key in the shared (Redis) cache stands for the
+    waiting sweep, so restarted workers do not start a second chain of sweeps (an extra
+    sweep would be harmless anyway: every job is idempotent)."""
     from consentry.web.worker import uses_database_backend
 
     if uses_database_backend():
@@ -49,5 +52,7 @@ def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
         ).exists()
         if waiting:
             return
+    elif not cache.add("consentry:lifecycle-sweep-queued", 1, SWEEP_INTERVAL.total_seconds()):
+        return
     sweep = lifecycle_sweep_task.using(run_after=run_after) if run_after else lifecycle_sweep_task
     sweep.enqueue()
