@@ -21,6 +21,7 @@ from consentry.developers import callbacks
 from consentry.developers.lifecycle import run_lifecycle
 
 SWEEP_INTERVAL = timedelta(minutes=10)
+_QUEUED_KEY = "consentry:lifecycle-sweep-queued"
 
 
 @task()
@@ -52,7 +53,9 @@ def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
         ).exists()
         if waiting:
             return
-    elif not cache.add("consentry:lifecycle-sweep-queued", 1, SWEEP_INTERVAL.total_seconds()):
+    elif not cache.add(_QUEUED_KEY, 1, SWEEP_INTERVAL.total_seconds() * 0.9):
+        # A little shorter than the interval, so the running sweep can queue the next one;
+        # a second chain (a worker restarted meanwhile) loses this race and ends.
         return
     sweep = lifecycle_sweep_task.using(run_after=run_after) if run_after else lifecycle_sweep_task
     sweep.enqueue()
