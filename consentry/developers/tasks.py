@@ -32,17 +32,19 @@ def deliver_callback_task(delivery_id: int) -> str:
 
 @task()
 def lifecycle_sweep_task() -> dict[str, Any]:
-    """Every lifecycle job once, then queue the next sweep."""
-    report = asdict(run_lifecycle())
-    ensure_lifecycle_scheduled(timezone.now() + SWEEP_INTERVAL)
-    return report
+    """Every lifecycle job once, then queue the next sweep (even when this one failed:
+    the schedule must not die with one bad run)."""
+    try:
+        return asdict(run_lifecycle())
+    finally:
+        ensure_lifecycle_scheduled(timezone.now() + SWEEP_INTERVAL, continuing=True)
 
 
-def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
+def ensure_lifecycle_scheduled(run_after: Any = None, *, continuing: bool = False) -> None:
     """Queue a lifecycle sweep unless one is already waiting. The database backend is
-    asked directly; on RQ a short-lived key in the shared (Redis) cache stands for the
-    waiting sweep, so restarted workers do not start a second chain of sweeps (an extra
-    sweep would be harmless anyway: every job is idempotent)."""
+    asked directly; on RQ a key in the shared (Redis) cache, renewed by each sweep
+    (`continuing`), says a chain of sweeps is alive, so a restarted worker does not start
+    a second one (an extra sweep would be harmless anyway: every job is idempotent)."""
     from consentry.web.worker import uses_database_backend
 
     if uses_database_backend():
@@ -53,9 +55,9 @@ def ensure_lifecycle_scheduled(run_after: Any = None) -> None:
         ).exists()
         if waiting:
             return
-    elif not cache.add(_QUEUED_KEY, 1, SWEEP_INTERVAL.total_seconds() * 0.9):
-        # A little shorter than the interval, so the running sweep can queue the next one;
-        # a second chain (a worker restarted meanwhile) loses this race and ends.
+    elif continuing:
+        cache.set(_QUEUED_KEY, 1, SWEEP_INTERVAL.total_seconds() * 2)
+    elif not cache.add(_QUEUED_KEY, 1, SWEEP_INTERVAL.total_seconds() * 2):
         return
     sweep = lifecycle_sweep_task.using(run_after=run_after) if run_after else lifecycle_sweep_task
     sweep.enqueue()
