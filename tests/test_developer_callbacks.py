@@ -23,6 +23,7 @@ from consentry.developers import rules
 from consentry.developers.actions import do_register_app, do_rotate_client_secret
 from consentry.developers.callbacks import (
     CONFIRM_PATH,
+    do_notify_app_removed,
     do_queue_deauthorize_callback,
     do_request_data_deletion,
 )
@@ -271,3 +272,17 @@ def test_docs_show_the_tested_example_verbatim(client):
     assert not example.verify_consentry_signature("s3cret", header, b"{}", now=timestamp + 301)
     assert not example.verify_consentry_signature("other", header, b"{}", now=timestamp)
     assert not example.verify_consentry_signature("s3cret", "v1=abc", b"{}", now=timestamp)
+
+
+def test_removing_an_app_sends_deauthorize_and_the_deletion_request(
+    receiver, make_person, run_tasks
+):
+    app, _ = app_for(receiver)
+    person = make_person()
+    deletion = do_notify_app_removed(person, app, delete_data=True)
+    assert deletion is not None
+    run_tasks()
+    kinds = [json.loads(r["body"])["type"] for r in receiver.received]
+    assert sorted(kinds) == ["data_deletion", "deauthorize"]
+    assert all(r["verified"] for r in receiver.received)
+    assert do_notify_app_removed(person, app, delete_data=False) is None

@@ -119,6 +119,17 @@ def do_request_data_deletion(person: Person, application: Application) -> DataDe
     return request
 
 
+def do_notify_app_removed(
+    person: Person, application: Application, *, delete_data: bool
+) -> DataDeletionRequest | None:
+    """The one call for "a person removed this app" (the privacy center makes it after
+    revoking the consent): the deauthorize callback and, when the person asked for it, a
+    data-deletion request. Returns the deletion request, if any."""
+    with transaction.atomic():
+        do_queue_deauthorize_callback(application, person.pk)
+        return do_request_data_deletion(person, application) if delete_data else None
+
+
 def deliver(delivery_id: int, now: datetime | None = None) -> str:
     """Try one delivery now, if it is due and no other worker holds it; record the
     attempt and schedule the next one. Returns the delivery's status afterwards."""
