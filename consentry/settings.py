@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "consentry.web",
     "consentry.notices",
     "consentry.staff",
+    "consentry.developers",
 ]
 
 MIDDLEWARE = [
@@ -280,3 +281,8 @@ AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 GRAPH_RATE_APP_PER_MINUTE = int(_config.env("RATE_APP_PER_MINUTE", "1200"))
 GRAPH_RATE_TOKEN_PER_MINUTE = int(_config.env("RATE_TOKEN_PER_MINUTE", "300"))
 GRAPH_SUBJECTS_PER_APP_PER_DAY = int(_config.env("RATE_APP_SUBJECTS_PER_DAY", "1000000"))
+
+# --- Developer platform: callbacks to apps (consentry.developers) ------------------------
+# Plain-HTTP callback URLs on a loopback address (the server would call itself) only in
+# development; production callbacks are https.
+CALLBACKS_ALLOW_HTTP_LOOPBACK = DEBUG

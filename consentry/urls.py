@@ -16,5 +16,6 @@ urlpatterns = [
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
     path("staff/", include("consentry.staff.urls")),
+    path("developers/", include("consentry.developers.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -90,7 +90,8 @@ def _app_can_use(s: Situation, permission: str) -> bool:
     else:
         return False
     if permission in NEEDS_REVIEW:
-        if permission not in s.approved:
+        # In development (members only) review is not needed yet; the agreement is.
+        if permission not in s.approved and s.app_status != "development":
             return False
         if permission in NEEDS_AGREEMENT and not s.agreement_signed:
             return False

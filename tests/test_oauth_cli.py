@@ -1,4 +1,5 @@
-"""`consentry apps create|list` for staff, until the developer console exists."""
+"""`consentry apps create|list|review`: the operator's side of app registration. Requested
+permissions that need review stay pending until `apps review` approves them."""
 
 from __future__ import annotations
 
@@ -35,21 +36,59 @@ def test_apps_create_prints_the_secret_once_and_stores_it_hashed(make_person):
     data = json.loads(out)
     app = Application.objects.get(client_id=data["client_id"])
     assert app.status == "live"
-    assert app.approved_permissions == ["user_birthday"]
+    assert app.approved_permissions == []
+    assert data["pending_permissions"] == ["user_birthday"]
     assert app.purposes == {"user_birthday": "Puts birthdays in your calendar"}
     assert app.client_secret != data["client_secret"]
     assert check_password(data["client_secret"], app.client_secret)
-    tokens = obtain_token(
-        Client(),
-        make_person(),
-        app,
-        ["openid", "profile", "user_birthday"],
+    person = make_person()
+    pending = obtain_token(
+        Client(), person, app, ["openid", "profile", "user_birthday"],
         client_secret=data["client_secret"],
+    )  # fmt: skip
+    assert "user_birthday" not in pending["scope"].split()
+
+    assert "user_birthday: approved" in run(
+        "apps", "review", app.client_id, "--approve", "user_birthday", "--reason", "calendar"
     )
+    app.refresh_from_db()
+    assert app.approved_permissions == ["user_birthday"]
+    tokens = obtain_token(
+        Client(), person, app, ["openid", "profile", "user_birthday"],
+        client_secret=data["client_secret"],
+    )  # fmt: skip
     assert "user_birthday" in tokens["scope"].split()
     listing = json.loads(run("apps", "list", "--json"))
     assert [row["client_id"] for row in listing] == [app.client_id]
+    assert listing[0]["pending_permissions"] == []
     assert "client_secret" not in listing[0]
+
+
+def test_apps_review_rejects_with_a_reason_the_developer_sees():
+    out = run(
+        "apps", "create", "--name", "Quiz", "--redirect-uri", "https://q.example.test/cb",
+        "--permissions", "user_birthday", "user_posts", "--agreement-signed-by", "Ada Dev",
+        "--live", "--json",
+    )  # fmt: skip
+    app = Application.objects.get(client_id=json.loads(out)["client_id"])
+    with pytest.raises(CommandError, match="reason"):
+        run("apps", "review", str(app.pk), "--reject", "user_posts")
+    run("apps", "review", str(app.pk), "--reject", "user_posts", "--reason", "not needed")
+    run("apps", "review", "Quiz", "--approve", "user_birthday", "--reason", "fine")
+    app.refresh_from_db()
+    assert app.approved_permissions == ["user_birthday"]
+    rejected = app.declarations.get(permission="user_posts")
+    assert (rejected.status, rejected.reason) == ("rejected", "not needed")
+    with pytest.raises(CommandError, match="no single app"):
+        run("apps", "review", "Nope", "--approve", "user_birthday")
+
+
+def test_agreement_permissions_need_a_signer_on_the_command_line():
+    with pytest.raises(CommandError, match="agreement"):
+        run(
+            "apps", "create", "--name", "Posts", "--redirect-uri", "https://p.example.test/cb",
+            "--permissions", "user_posts",
+        )  # fmt: skip
 
 
 def test_loopback_http_redirect_is_allowed_for_local_apps():

@@ -269,13 +269,21 @@ def test_suspended_or_banned_app_can_neither_authorize_nor_use_tokens(make_perso
     assert client.get(authorize_url(app, ["openid", "profile"], challenge)).status_code == 400
 
 
-def test_unapproved_review_permission_is_refused_as_invalid_scope(make_person):
+def test_unapproved_review_permission_is_left_out_of_the_consent_screen(make_person):
+    """RFC 6749 3.3: the server ignores a permission review has not allowed; the consent
+    screen does not offer it and the token lacks it. Nothing else asked: invalid_scope."""
     person = make_person()
     app, _ = make_app(permissions=[])
     client = Client()
     client.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
     _verifier, challenge = pkce_pair()
-    response = client.get(authorize_url(app, ["openid", "user_birthday"], challenge))
+    screen = client.get(authorize_url(app, ["openid", "user_birthday"], challenge))
+    assert screen.status_code == 200
+    assert 'data-permission="openid"' in screen.content.decode()
+    assert 'data-permission="user_birthday"' not in screen.content.decode()
+    tokens = obtain_token(client, person, app, ["openid", "user_birthday"])
+    assert tokens["scope"].split() == ["openid"]
+    response = client.get(authorize_url(app, ["user_birthday"], challenge))
     assert redirect_params(response["Location"])["error"] == "invalid_scope"
 
 
@@ -285,8 +293,10 @@ def test_agreement_permission_needs_the_signed_agreement(make_person):
     client = Client()
     client.force_login(person, backend="django.contrib.auth.backends.ModelBackend")
     _verifier, challenge = pkce_pair()
-    response = client.get(authorize_url(app, ["openid", "user_posts"], challenge))
+    response = client.get(authorize_url(app, ["user_posts"], challenge))
     assert redirect_params(response["Location"])["error"] == "invalid_scope"
+    tokens = obtain_token(client, person, app, ["openid", "user_posts"])
+    assert tokens["scope"].split() == ["openid"]
 
 
 def test_discovery_documents_advertise_only_what_is_accepted(client):

@@ -201,3 +201,31 @@ def _invalidate_tokens(person_id: int, application_id: int, now: datetime) -> No
         user_id=person_id, application_id=application_id, revoked__isnull=True
     ).update(revoked=now, updated=now, access_token=None)
     AccessToken.objects.filter(user_id=person_id, application_id=application_id).delete()
+
+
+def do_expire_consents(now: datetime | None = None, batch: int = 1000) -> int:
+    """Rule 2's 90-day expiry made concrete (the lifecycle job runs it): consents past
+    `expires_at` lose their permissions (rows marked revoked, `permission_mask` 0, the
+    consent itself stays unrevoked: it expired) and every token of theirs, in one
+    transaction per batch. Reads already treat them as inactive; this removes the tokens
+    and keeps the mask honest. Returns how many consents expired."""
+    now = now or timezone.now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Consent.objects.select_for_update()
+                .filter(revoked_at__isnull=True, expires_at__lte=now, permission_mask__gt=0)
+                .order_by("pk")
+                .values_list("pk", "person_id", "application_id")[:batch]
+            )
+            if not rows:
+                return total
+            ids = [pk for pk, _person, _app in rows]
+            ConsentPermission.objects.filter(consent_id__in=ids, revoked_at__isnull=True).update(
+                revoked_at=now
+            )
+            Consent.objects.filter(pk__in=ids).update(permission_mask=0)
+            for _pk, person_id, application_id in rows:
+                _invalidate_tokens(person_id, application_id, now)
+        total += len(rows)

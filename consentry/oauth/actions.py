@@ -51,7 +51,9 @@ def do_create_application(
     for uri in redirect_uris:
         check_redirect_uri(uri)
     secret = generate_client_secret()
-    with transaction.atomic(durable=True):
+    # Not durable: the developer console creates the app inside its own transaction
+    # together with its roles and profile (consentry.developers.actions).
+    with transaction.atomic():
         app = Application.objects.create(
             name=name,
             client_type=Application.CLIENT_CONFIDENTIAL,

@@ -26,6 +26,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        from consentry.developers.tasks import ensure_lifecycle_scheduled
+
+        if not opts["batch"]:
+            # A long-running worker keeps the lifecycle sweep going (it re-queues itself).
+            ensure_lifecycle_scheduled()
         if uses_database_backend():
             if opts["batch"]:
                 ran = run_ready_tasks()
