@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "consentry.graph",
     "consentry.world",
     "consentry.web",
+    "consentry.privacy",
 ]
 
 MIDDLEWARE = [
@@ -118,7 +119,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/privacy/"  # where sign-in leads: the privacy center
 
 # Login throttling (django-axes): lock a username+address pair after 5 failures for 15 min.
 AXES_FAILURE_LIMIT = 5

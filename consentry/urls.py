@@ -4,6 +4,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from consentry.privacy.urls import public_urlpatterns
+
 urlpatterns = [
     path("", include("consentry.web.urls")),
     path("accounts/", include("consentry.accounts.urls")),
@@ -11,5 +13,8 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    path("privacy/", include("consentry.privacy.urls")),
+    # The public transparency card of each app: /apps/<id> (consentry.privacy)
+    path("", include((public_urlpatterns, "public"))),
     path("admin/", admin.site.urls),
 ]
