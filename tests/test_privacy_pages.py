@@ -354,3 +354,36 @@ def test_another_persons_history_and_settings_are_not_reachable(world: World) ->
     client = world.client_for(world.carol)
     page = client.get("/privacy/activity/", {"person": world.alice.pk}).content.decode()
     assert "Alice de Vries" not in page and "through your friend" not in page
+
+
+def test_language_choice_is_remembered_on_the_account(world: World) -> None:
+    client = world.client_for(world.alice)
+    response = client.post("/accounts/i18n/setlang/", {"language": "nl", "next": "/privacy/"})
+    assert response.status_code == 302
+    client.get("/privacy/")
+    assert Person.objects.get(pk=world.alice.pk).language == "nl"
+    fresh = world.client_for(Person.objects.get(pk=world.alice.pk))  # another device
+    page = fresh.get("/privacy/").content.decode()
+    assert "Je privacy" in page and '<html lang="nl">' in page
+    assert fresh.cookies["django_language"].value == "nl"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/privacy/",
+        "/privacy/apps/",
+        "/privacy/activity/",
+        "/privacy/friends/",
+        "/privacy/sharing/",
+        "/privacy/export/",
+        "/privacy/notices/",
+        "/privacy/account/",
+    ],
+)
+def test_every_page_speaks_dutch(world: World, path: str) -> None:
+    client = world.client_for(world.alice)
+    client.cookies["django_language"] = "nl"
+    page = client.get(path).content.decode()
+    assert '<html lang="nl">' in page
+    assert "Privacycentrum" in page and "Mijn gegevens downloaden" in page
