@@ -3,6 +3,10 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+
+# The admin asks staff for their second factor too (django-otp).
+admin.site.__class__ = OTPAdminSite
 
 from consentry.privacy.urls import public_urlpatterns
 
@@ -13,6 +17,7 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    path("staff/", include("consentry.staff.urls")),
     path("privacy/", include("consentry.privacy.urls")),
     # The public transparency card of each app: /apps/<id> (consentry.privacy)
     path("", include((public_urlpatterns, "public"))),
