@@ -5,10 +5,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
+from consentry.privacy.urls import public_urlpatterns
+
 # The admin asks staff for their second factor too (django-otp).
 admin.site.__class__ = OTPAdminSite
-
-from consentry.privacy.urls import public_urlpatterns
 
 urlpatterns = [
     path("", include("consentry.web.urls")),

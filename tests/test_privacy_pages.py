@@ -297,17 +297,17 @@ def test_transparency_card_is_public_and_counts_from_the_ledger(world: World) ->
 
 @pytest.fixture
 def bobs_things(world: World, run_tasks) -> dict[str, object]:
+    """Bob's deletion request, export and a ledger entry about Bob alone."""
+    assert get(Client(), "/v1/me", world.bob_token, fields="name").status_code == 200
     bob = world.client_for(world.bob)
     bob.post(f"/privacy/apps/{world.app.pk}/remove", {"delete": "1"})
     bob.post("/privacy/export/")
     run_tasks()
-    only_bob = [i for i in _about(world.bob.pk) if i not in _about(world.alice.pk)]
-    if not only_bob:  # an entry about Bob alone: Alice reads her friends (Bob uses the app)
-        only_bob = _about(world.bob.pk)
+    (entry,) = set(_about(world.bob.pk)) - set(_about(world.alice.pk))
     return {
         "code": DeletionRequest.objects.get(person=world.bob).code,
-        "export": DataExport.objects.get(person=world.bob).pk,
-        "entry": next(i for i in CallRecord.objects.values_list("index", flat=True) if i not in _about(world.alice.pk)),
+        "export": DataExport.objects.get(person=world.bob, status="ready").pk,
+        "entry": entry,
     }
 
 
