@@ -1,7 +1,7 @@
 """Remember a signed-in person's language on their account, so the choice follows them
 to every device: the language switch sets Django's language cookie; this keeps
 Person.language equal to it, and a browser without the cookie gets the account's
-language (and the cookie)."""
+language (and the cookie) when the person chose one other than the site's default."""
 
 from __future__ import annotations
 
@@ -29,7 +29,11 @@ class RememberLanguageMiddleware:
         if cookie in LANGUAGES:
             do_set_language(user, cookie)
             return self.get_response(request)
-        language = user.language if user.language in LANGUAGES else settings.LANGUAGE_CODE
+        language = user.language
+        if language not in LANGUAGES or language == settings.LANGUAGE_CODE:
+            # Never chose (the column defaults to the site language): the browser's
+            # Accept-Language, as LocaleMiddleware negotiated it, stays in charge.
+            return self.get_response(request)
         translation.activate(language)
         request.LANGUAGE_CODE = language
         response = self.get_response(request)
