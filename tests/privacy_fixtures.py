@@ -40,8 +40,8 @@ class World:
         return get(Client(), "/v1/me/friends", self.bob_token, fields="name,birthday")
 
 
-@pytest.fixture
-def world(make_person: Any) -> World:
+@pytest.fixture(name="world")
+def world_fixture(make_person: Any) -> World:
     alice = make_person(
         name="Alice de Vries",
         email="alice@example.test",

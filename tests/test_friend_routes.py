@@ -59,10 +59,11 @@ def test_installer_scoped_id_is_stable_for_its_installer(two_installers):
 
 
 def test_installer_scoped_id_works_for_its_installer_and_is_404_for_another(two_installers):
-    app, sharer, _user, _u1, _u2, (t1, t2) = two_installers
+    _app, _sharer, _user, _u1, _u2, (t1, t2) = two_installers
     scoped = _ids(t1)["1992-02-02"]
     mine = get(Client(), f"/v1/people/{scoped}", t1, fields="birthday")
-    assert mine.status_code == 200 and mine.json()["data"]["birthday"] == "1992-02-02"
+    assert mine.status_code == 200
+    assert mine.json()["data"]["birthday"] == "1992-02-02"
     other = get(Client(), f"/v1/people/{scoped}", t2, fields="birthday")
     assert other.status_code == 404
     assert other.json() == get(Client(), "/v1/people/" + "a" * 26, t2).json()
@@ -76,7 +77,7 @@ def test_app_scoped_id_of_a_friend_who_does_not_use_the_app_is_404(two_installer
 
 
 def test_closed_route_omits_the_friend_and_is_recorded_nowhere(two_installers):
-    app, sharer, user, u1, _u2, (t1, t2) = two_installers
+    _app, sharer, _user, u1, _u2, (t1, t2) = two_installers
     assert do_close_route(sharer, u1.pk)
     body = get(Client(), "/v1/me/friends", t1, fields="birthday").json()
     assert [e["birthday"] for e in body["data"]] == ["1991-01-01"]

@@ -22,7 +22,7 @@ from consentry.people.models import Person
 from consentry.privacy.models import DataExport, DeletionRequest
 from tests.graph_fixtures import direct_app, get
 from tests.oauth_flow import cheap_argon2  # noqa: F401
-from tests.privacy_fixtures import PASSWORD, World, world  # noqa: F401
+from tests.privacy_fixtures import PASSWORD, World, world_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cheap_argon2")]
 
@@ -59,7 +59,8 @@ def test_home_shows_apps_reads_and_friends(world: World) -> None:
 def test_apps_page_lists_permissions_with_tabs(world: World) -> None:
     client = world.client_for(world.bob)
     page = client.get("/privacy/apps/").content.decode()
-    assert "Birthday Calendar" in page and "Your birthday" in page
+    assert "Birthday Calendar" in page
+    assert "Your birthday" in page
     assert "Your friends who also use this app" in page
     assert "Birthday Calendar" not in client.get("/privacy/apps/?tab=removed").content.decode()
 
@@ -86,7 +87,8 @@ def test_remove_and_ask_for_deletion_records_a_request_with_a_code(world: World)
     response = client.post(f"/privacy/apps/{world.app.pk}/remove", {"delete": "1"})
     request = DeletionRequest.objects.get(person=world.bob)
     assert response["Location"] == f"/privacy/deletions/{request.code}/"
-    assert request.status == "requested" and request.app_id == world.app.pk
+    assert request.status == "requested"
+    assert request.app_id == world.app.pk
     page = client.get(response["Location"]).content.decode()
     assert request.code in page
     assert get(Client(), "/v1/me", world.bob_token).status_code == 401
@@ -126,7 +128,8 @@ def test_activity_pages_with_a_cursor(world: World) -> None:
     client = world.client_for(world.alice)
     first = client.get("/privacy/activity/")
     seen = [r["index"] for r in first.context["reads"]]
-    assert len(seen) == 50 and first.context["next_url"]
+    assert len(seen) == 50
+    assert first.context["next_url"]
     second = client.get("/privacy/activity/" + first.context["next_url"])
     seen += [r["index"] for r in second.context["reads"]]
     assert second.context["next_url"] is None
@@ -180,7 +183,8 @@ def test_closing_a_route_omits_the_friend_from_the_next_read(world: World) -> No
     assert client.post(f"/privacy/friends/{world.bob.pk}/route").status_code == 302
     assert ClosedRoute.objects.filter(person=world.alice, through=world.bob).exists()
     body = world.read_friends().json()
-    assert body["data"] == [] and body["meta"]["withheld_subjects"] == 2
+    assert body["data"] == []
+    assert body["meta"]["withheld_subjects"] == 2
     client.post(f"/privacy/friends/{world.bob.pk}/route", {"route": "open"})
     assert "Alice de Vries" in world.read_friends().content.decode()
 
@@ -198,15 +202,19 @@ def test_sharing_settings_change_audience_and_opt_in(world: World) -> None:
     assert all("birthday" not in entry for entry in body["data"])
     data["audience_name"] = "everyone\x00"
     response = client.post("/privacy/sharing/", data)
-    assert response.status_code == 400 and "errorlist" in response.content.decode()
+    assert response.status_code == 400
+    assert "errorlist" in response.content.decode()
 
 
-def test_export_holds_exactly_the_ledger_entries_about_the_person(world: World, run_tasks, tmp_path) -> None:
+def test_export_holds_exactly_the_ledger_entries_about_the_person(
+    world: World, run_tasks, tmp_path
+) -> None:
     client = world.client_for(world.alice)
     assert client.post("/privacy/export/").status_code == 302
     run_tasks()
     export = DataExport.objects.get(person=world.alice)
-    assert export.status == "ready" and export.progress == 100
+    assert export.status == "ready"
+    assert export.progress == 100
     assert "<progress" not in client.get("/privacy/export/").content.decode()
     response = client.get(f"/privacy/export/{export.pk}/download")
     assert response.status_code == 200
@@ -270,9 +278,13 @@ def test_account_changes_email_and_password(world: World) -> None:
 def test_delete_account_revokes_grants_and_keeps_the_ledger(world: World) -> None:
     client = world.client_for(world.alice)
     ledger_before = CallRecord.objects.count()
-    wrong = client.post("/privacy/account/", {"action": "delete", "password": "nope", "confirm": "on"})
+    wrong = client.post(
+        "/privacy/account/", {"action": "delete", "password": "nope", "confirm": "on"}
+    )
     assert wrong.status_code == 400
-    response = client.post("/privacy/account/", {"action": "delete", "password": PASSWORD, "confirm": "on"})
+    response = client.post(
+        "/privacy/account/", {"action": "delete", "password": PASSWORD, "confirm": "on"}
+    )
     assert response.status_code == 200
     assert not Person.objects.filter(pk=world.alice.pk).exists()
     assert not Consent.objects.filter(person_id=world.alice.pk).exists()
@@ -353,7 +365,8 @@ def test_another_persons_history_and_settings_are_not_reachable(world: World) ->
     in the query is ignored, and Carol sees only her own (empty) history."""
     client = world.client_for(world.carol)
     page = client.get("/privacy/activity/", {"person": world.alice.pk}).content.decode()
-    assert "Alice de Vries" not in page and "through your friend" not in page
+    assert "Alice de Vries" not in page
+    assert "through your friend" not in page
 
 
 def test_language_choice_is_remembered_on_the_account(world: World) -> None:
@@ -364,7 +377,8 @@ def test_language_choice_is_remembered_on_the_account(world: World) -> None:
     assert Person.objects.get(pk=world.alice.pk).language == "nl"
     fresh = world.client_for(Person.objects.get(pk=world.alice.pk))  # another device
     page = fresh.get("/privacy/").content.decode()
-    assert "Je privacy" in page and '<html lang="nl">' in page
+    assert "Je privacy" in page
+    assert '<html lang="nl">' in page
     assert fresh.cookies["django_language"].value == "nl"
 
 
@@ -386,4 +400,5 @@ def test_every_page_speaks_dutch(world: World, path: str) -> None:
     client.cookies["django_language"] = "nl"
     page = client.get(path).content.decode()
     assert '<html lang="nl">' in page
-    assert "Privacycentrum" in page and "Mijn gegevens downloaden" in page
+    assert "Privacycentrum" in page
+    assert "Mijn gegevens downloaden" in page

@@ -361,10 +361,14 @@ def _friend_ids(
     if scopes == {True}:
         return installer_scoped_ids(caller.app_id, caller.person_id, friend_ids)
     flags = [d.installer_scoped for d in listed]
-    app_ids = iter(app_scoped_ids(caller.app_id, [p for p, f in zip(friend_ids, flags) if not f]))
+    app_ids = iter(
+        app_scoped_ids(caller.app_id, [p for p, f in zip(friend_ids, flags, strict=False) if not f])
+    )
     mine = iter(
         installer_scoped_ids(
-            caller.app_id, caller.person_id, [p for p, f in zip(friend_ids, flags) if f]
+            caller.app_id,
+            caller.person_id,
+            [p for p, f in zip(friend_ids, flags, strict=False) if f],
         )
     )
     return [next(mine) if f else next(app_ids) for f in flags]

@@ -23,7 +23,9 @@ def new_confirmation_code() -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def do_remove_app(person: Person, consent: Consent, *, ask_deletion: bool) -> DeletionRequest | None:
+def do_remove_app(
+    person: Person, consent: Consent, *, ask_deletion: bool
+) -> DeletionRequest | None:
     """Remove an app: revoke the whole grant (its tokens stop working on the very next
     call: grants.actions.do_revoke_consent, committed before the page answers) and, when
     asked, record a deletion request with a confirmation code. The developer platform

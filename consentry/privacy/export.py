@@ -32,9 +32,7 @@ def _json(value: Any) -> bytes:
 
 def _profile(person: Person) -> dict[str, Any]:
     return {
-        "fields": {
-            name: getattr(person, name) for name in PROFILE_FIELDS if name != "posts"
-        },
+        "fields": {name: getattr(person, name) for name in PROFILE_FIELDS if name != "posts"},
         "audiences": {name: person.audience(name).value for name in PROFILE_FIELDS},
         "friends_may_bring_into_apps": [
             name for name in PROFILE_FIELDS if person.shares_with_friends_apps(name)
@@ -85,7 +83,7 @@ def _grants(person: Person) -> dict[str, Any]:
     }
 
 
-def _notices(person: Person) -> list[dict[str, Any]]:
+def _notices(person: Person) -> list[Any]:
     try:
         from consentry.notices.models import Notice
     except ImportError:  # pragma: no cover - the notices app ships with Foundations
@@ -143,11 +141,11 @@ def build_archive(person: Person, progress: Callable[[int], None]) -> bytes:
         archive.writestr(
             "README.txt",
             (
-                "Your data from Consentry. Each file is JSON. ledger/entries.json lists every "
-                "time an app received data about you; ledger/proofs/ holds a proof for each, "
-                "which `consentry ledger verify-proof FILE` checks against the ledger's public "
-                "key.\n"
-            ).encode(),
+                b"Your data from Consentry. Each file is JSON. ledger/entries.json lists every "
+                b"time an app received data about you; ledger/proofs/ holds a proof for each, "
+                b"which `consentry ledger verify-proof FILE` checks against the ledger's public "
+                b"key.\n"
+            ),
         )
     progress(99)
     return buffer.getvalue()

@@ -18,9 +18,7 @@ MAX_ID = 2**53
 class HistoryFilterForm(forms.Form):
     app = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("App"))
     field = forms.ChoiceField(required=False, label=_("Field"))
-    friend = forms.IntegerField(
-        required=False, min_value=1, max_value=MAX_ID, label=_("Through")
-    )
+    friend = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, label=_("Through"))
     since = forms.DateField(required=False, label=_("From"))
     until = forms.DateField(required=False, label=_("Until"))
     before = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)

@@ -100,7 +100,9 @@ def history_page(
                 CallRecord.objects.filter(index=OuterRef("entry_index"), actor_id=filters.friend_id)
             )
         )
-    hits = list(qs.order_by("-entry_index").values_list("entry_index", "app_id", "mask")[: limit + 1])
+    hits = list(
+        qs.order_by("-entry_index").values_list("entry_index", "app_id", "mask")[: limit + 1]
+    )
     more = len(hits) > limit
     del hits[limit:]
     calls = {
@@ -173,8 +175,8 @@ def apps_through_friends(person_id: int, field_bit: int | None = None) -> dict[i
     if field_bit is not None:
         qs = qs.annotate(b=F("mask").bitand(field_bit)).filter(b__gt=0)
     through = qs.filter(
-        Exists(
-            CallRecord.objects.filter(index=OuterRef("entry_index")).exclude(actor_id=person_id)
-        )
+        Exists(CallRecord.objects.filter(index=OuterRef("entry_index")).exclude(actor_id=person_id))
     )
-    return {row["app_id"]: row["n"] for row in through.values("app_id").annotate(n=Count("entry_index"))}
+    return {
+        row["app_id"]: row["n"] for row in through.values("app_id").annotate(n=Count("entry_index"))
+    }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from django.utils.functional import Promise
+from typing import TYPE_CHECKING
+
 from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
+
 # A field in "App read your <field>" (grants.permissions.RELEASE_FIELDS).
-FIELD_LABELS: dict[str, Promise] = {
+FIELD_LABELS: dict[str, StrPromise] = {
     "id": gettext_lazy("app identifier"),
     "name": gettext_lazy("name"),
     "picture": gettext_lazy("picture"),
@@ -21,13 +25,13 @@ FIELD_LABELS: dict[str, Promise] = {
     "posts": gettext_lazy("posts"),
 }
 
-AUDIENCE_LABELS: dict[str, Promise] = {
+AUDIENCE_LABELS: dict[str, StrPromise] = {
     "public": gettext_lazy("Public"),
     "friends": gettext_lazy("Friends"),
     "only_me": gettext_lazy("Only me"),
 }
 
-STATUS_LABELS: dict[str, Promise] = {
+STATUS_LABELS: dict[str, StrPromise] = {
     "live": gettext_lazy("Reviewed and live"),
     "development": gettext_lazy("In development, not reviewed"),
     "suspended": gettext_lazy("Suspended pending review"),
@@ -36,7 +40,7 @@ STATUS_LABELS: dict[str, Promise] = {
 
 
 def field_list(fields: list[str]) -> str:
-    """"birthday and hometown", "name, picture and birthday" in the active language."""
+    """ "birthday and hometown", "name, picture and birthday" in the active language."""
     names = [str(FIELD_LABELS.get(f, f)) for f in fields]
     if not names:
         return ""
