@@ -402,3 +402,15 @@ def test_every_page_speaks_dutch(world: World, path: str) -> None:
     assert '<html lang="nl">' in page
     assert "Privacycentrum" in page
     assert "Mijn gegevens downloaden" in page
+
+
+def test_a_person_who_owns_apps_cannot_delete_the_account_yet(world: World) -> None:
+    world.app.user = world.alice
+    world.app.save(update_fields=["user"])
+    client = world.client_for(world.alice)
+    response = client.post(
+        "/privacy/account/", {"action": "delete", "password": PASSWORD, "confirm": "on"}
+    )
+    assert response.status_code == 400
+    assert "You still own apps" in response.content.decode()
+    assert Person.objects.filter(pk=world.alice.pk).exists()

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
+from django.db import IntegrityError
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -496,17 +497,27 @@ def account(request: HttpRequest) -> HttpResponse:
             elif Person.objects.filter(email=email).exclude(pk=person.pk).exists():
                 email_form.add_error("email", _("This address cannot be used."))
             else:
-                do_change_email(person, email)
-                messages.success(request, _("Your email address was changed."))
-                return redirect(reverse("privacy:account"))
+                try:
+                    do_change_email(person, email)
+                except IntegrityError:  # taken between the check and the write
+                    email_form.add_error("email", _("This address cannot be used."))
+                else:
+                    messages.success(request, _("Your email address was changed."))
+                    return redirect(reverse("privacy:account"))
         status = 400
     elif action == "delete":
         if delete_form.is_valid():
-            if person.check_password(delete_form.cleaned_data["password"]):
+            if not person.check_password(delete_form.cleaned_data["password"]):
+                delete_form.add_error("password", _("That is not your password."))
+            elif Application.objects.filter(user=person).exists():
+                # Deleting the person would delete their apps and everyone's grants to them.
+                delete_form.add_error(
+                    None, _("You still own apps. Hand them over or delete them first.")
+                )
+            else:
                 do_delete_account(person)
                 logout(request)
                 return render(request, "privacy/deleted.html")
-            delete_form.add_error("password", _("That is not your password."))
         status = 400
     elif action is not None:
         status = 400
