@@ -55,11 +55,16 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--seed", type=int, default=2014)
+    parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="measure the scratch database a previous run built (same arguments)",
+    )
     args = parser.parse_args()
     if args.entries * 2 > args.records:
         parser.error("--records must be at least twice --entries")
 
-    where = setup_scratch_django("bench_history_page")
+    where = _reuse_scratch() if args.measure_only else setup_scratch_django("bench_history_page")
 
     import numpy as np
     from django.conf import settings
@@ -69,34 +74,13 @@ def main() -> None:
 
     from consentry.grants.permissions import fields_to_mask
     from consentry.ledger import merkle, records
-    from consentry.ledger.models import IndexWatermark, LedgerHead
+    from consentry.ledger.models import CallRecord, IndexWatermark, LedgerHead
     from consentry.oauth.models import Application
     from consentry.people.models import Person
 
     settings.ALLOWED_HOSTS.append("testserver")
     rng = np.random.default_rng(args.seed)
     print(f"scratch database: {where}")
-
-    # People and apps the page names (the ledger itself has no foreign keys).
-    Person.objects.bulk_create(
-        [Person(pk=PERSON, email="measured@example.test", name="Measured Person")]
-        + [Person(pk=SMALL, email="small@example.test", name="Small History")]
-        + [Person(pk=f, email=f"friend{f}@example.test", name=f"Friend {f}") for f in FRIENDS]
-    )
-    Application.objects.bulk_create(
-        [
-            Application(
-                pk=a,
-                name=f"App {a}",
-                client_type=Application.CLIENT_PUBLIC,
-                authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-                redirect_uris="https://app.example.test/cb",
-                hash_client_secret=False,
-                status="live",
-            )
-            for a in range(1, APPS + 1)
-        ]
-    )
 
     masks = np.array(
         [
@@ -124,57 +108,86 @@ def main() -> None:
     epoch_start = records.micros(start_at)
 
     vendor = connection.vendor
-    call_sql = (
-        "INSERT INTO ledger_callrecord (index, created_at, app_id, actor_id, token_id, endpoint,"
-        " subject_count, subjects, leaf_hash) VALUES (%s, %s, %s, %s, NULL, %s, 1, %s, %s)"
-    ).replace("(index,", '("index",')
-    index_sql = (
-        "INSERT INTO ledger_subjectdisclosure (subject_id, entry_index, app_id, mask)"
-        " VALUES (%s, %s, %s, %s)"
-    )
-    endpoint = "/v1/me/friends"
-    build_start = time.perf_counter()
-    frontier: list[bytes] = []
-    for lo in range(0, n, BATCH):
-        hi = min(n, lo + BATCH)
-        calls = []
-        derived = []
-        for i in range(lo, hi):
-            created = records.from_micros(epoch_start + i * micros_per)
-            sid, aid, act, m = int(subject[i]), int(app[i]), int(actor[i]), int(mask[i])
-            blob = records.pack_subjects(
-                records.Released(np.array([sid], np.uint64), np.array([m], np.uint16))
-            )
-            leaf = records.record_leaf_hash(
-                index=i,
-                created_at=created,
-                app_id=aid,
-                actor_id=act,
-                token_id=None,
-                endpoint=endpoint,
-                subject_count=1,
-                subjects=blob,
-            )
-            frontier = merkle.frontier_append(frontier, i, leaf)
-            calls.append((i, created, aid, act, endpoint, blob, leaf))
-            derived.append((sid, i, aid, m))
-        _bulk(connection, vendor, call_sql, calls, "calls")
-        _bulk(connection, vendor, index_sql, derived, "index")
-        if (lo // BATCH) % 20 == 0:
-            print(f"  {hi:,} of {n:,} call records in {time.perf_counter() - build_start:.0f} s")
-    with transaction.atomic():
-        LedgerHead.objects.update_or_create(
-            pk=1, defaults={"size": n, "frontier": merkle.pack_frontier(frontier)}
-        )
-        IndexWatermark.objects.update_or_create(pk=1, defaults={"upto": n})
-    if vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+    build_s: float | None = None
+    if args.measure_only:
+        first = CallRecord.objects.values_list("created_at", flat=True).get(index=0)
+        start_at = first
     else:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
-    build_s = time.perf_counter() - build_start
-    print(f"built {n:,} call records and index rows in {build_s:.0f} s")
+        # People and apps the page names (the ledger itself has no foreign keys).
+        Person.objects.bulk_create(
+            [Person(pk=PERSON, email="measured@example.test", name="Measured Person")]
+            + [Person(pk=SMALL, email="small@example.test", name="Small History")]
+            + [Person(pk=f, email=f"friend{f}@example.test", name=f"Friend {f}") for f in FRIENDS]
+        )
+        Application.objects.bulk_create(
+            [
+                Application(
+                    pk=a,
+                    name=f"App {a}",
+                    client_type=Application.CLIENT_PUBLIC,
+                    authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+                    redirect_uris="https://app.example.test/cb",
+                    hash_client_secret=False,
+                    status="live",
+                )
+                for a in range(1, APPS + 1)
+            ]
+        )
+
+        call_sql = (
+            'INSERT INTO ledger_callrecord ("index", created_at, app_id, actor_id, token_id,'
+            " endpoint, subject_count, subjects, leaf_hash)"
+            " VALUES (%s, %s, %s, %s, NULL, %s, 1, %s, %s)"
+        )
+        index_sql = (
+            "INSERT INTO ledger_subjectdisclosure (subject_id, entry_index, app_id, mask)"
+            " VALUES (%s, %s, %s, %s)"
+        )
+        endpoint = "/v1/me/friends"
+        build_start = time.perf_counter()
+        frontier: list[bytes] = []
+        for lo in range(0, n, BATCH):
+            hi = min(n, lo + BATCH)
+            calls = []
+            derived = []
+            for i in range(lo, hi):
+                created = records.from_micros(epoch_start + i * micros_per)
+                sid, aid, act, m = int(subject[i]), int(app[i]), int(actor[i]), int(mask[i])
+                blob = records.pack_subjects(
+                    records.Released(np.array([sid], np.uint64), np.array([m], np.uint16))
+                )
+                leaf = records.record_leaf_hash(
+                    index=i,
+                    created_at=created,
+                    app_id=aid,
+                    actor_id=act,
+                    token_id=None,
+                    endpoint=endpoint,
+                    subject_count=1,
+                    subjects=blob,
+                )
+                frontier = merkle.frontier_append(frontier, i, leaf)
+                calls.append((i, created, aid, act, endpoint, blob, leaf))
+                derived.append((sid, i, aid, m))
+            _bulk(connection, vendor, call_sql, calls, "calls")
+            _bulk(connection, vendor, index_sql, derived, "index")
+            if (lo // BATCH) % 20 == 0:
+                print(
+                    f"  {hi:,} of {n:,} call records in {time.perf_counter() - build_start:.0f} s"
+                )
+        with transaction.atomic():
+            LedgerHead.objects.update_or_create(
+                pk=1, defaults={"size": n, "frontier": merkle.pack_frontier(frontier)}
+            )
+            IndexWatermark.objects.update_or_create(pk=1, defaults={"upto": n})
+        if vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        build_s = time.perf_counter() - build_start
+        print(f"built {n:,} call records and index rows in {build_s:.0f} s")
 
     client = Client()
     client.force_login(Person.objects.get(pk=PERSON))
@@ -205,7 +218,7 @@ def main() -> None:
         "database": vendor,
         "records": n,
         "entries": args.entries,
-        "build_seconds": round(build_s, 1),
+        "build_seconds": None if build_s is None else round(build_s, 1),
     }
     for name, (c, params) in cases.items():
         run = request(c, params)
@@ -224,6 +237,30 @@ def main() -> None:
         if name != "baseline_small_history":
             figures[f"{name}_ratio"] = round(float(figures[f"{name}_p95_ms"]) / base, 2)  # type: ignore[arg-type]
     print(json.dumps(figures))
+
+
+def _reuse_scratch() -> str:
+    """Point Django at the scratch database a previous run built, without rebuilding."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = os.environ.get("CONSENTRY_DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(url)
+        os.environ["CONSENTRY_DATABASE_URL"] = urlunsplit(
+            parts._replace(path="/bench_history_page")
+        )
+        where = "postgresql (reused) bench_history_page"
+    else:
+        var = Path(os.environ.get("CONSENTRY_VAR_DIR", "var")).resolve()
+        path = var / "bench" / "bench_history_page.sqlite3"
+        os.environ["CONSENTRY_DATABASE_URL"] = f"sqlite:///{path}"
+        where = f"sqlite (reused) {path}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "consentry.settings")
+    import django
+
+    django.setup()
+    return where
 
 
 def _bulk(connection: Any, vendor: str, sql: str, rows: list[tuple[Any, ...]], kind: str) -> None:

@@ -414,3 +414,35 @@ def test_a_person_who_owns_apps_cannot_delete_the_account_yet(world: World) -> N
     assert response.status_code == 400
     assert "You still own apps" in response.content.decode()
     assert Person.objects.filter(pk=world.alice.pk).exists()
+
+
+def test_index_at_finds_the_first_entry_at_or_after_a_moment(world: World) -> None:
+    from datetime import timedelta
+
+    from consentry.privacy.history import index_at
+
+    for _ in range(40):
+        world.read_friends()
+    times = list(CallRecord.objects.order_by("index").values_list("created_at", flat=True))
+    probes = [times[0] - timedelta(days=1), times[-1] + timedelta(days=1)]
+    probes += [t + d for t in times[::7] for d in (timedelta(0), timedelta(microseconds=1))]
+    for moment in probes:
+        expected = next((i for i, t in enumerate(times) if t >= moment), len(times))
+        for fanout in (2, 3, 32):
+            assert index_at(moment, fanout) == expected
+
+
+def test_friend_filter_pages_through_many_entries(world: World) -> None:
+    for _ in range(70):
+        assert world.read_friends().status_code == 200
+    client = world.client_for(world.alice)
+    first = client.get("/privacy/activity/", {"friend": world.bob.pk})
+    assert len(first.context["reads"]) == 50
+    second = client.get("/privacy/activity/" + first.context["next_url"])
+    seen = [r["index"] for r in first.context["reads"] + second.context["reads"]]
+    through_bob = [
+        i
+        for i in _about(world.alice.pk)
+        if CallRecord.objects.get(index=i).actor_id == world.bob.pk
+    ]
+    assert seen == sorted(through_bob, reverse=True)
