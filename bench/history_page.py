@@ -12,7 +12,9 @@ evenly over one year.
 Measured (p95 and median of --repeat requests each): the first page; a page deep in the
 history (the cursor at the middle); filtered by app, by field, by friend, and by a
 one-month date range. Baseline, in the same run: the same first page for a person with
-50 entries. Each figure is also given as a ratio to that baseline.
+50 entries. Each figure is also given as a ratio to that baseline. Then the database part
+alone (consentry.privacy.history.history_page, no template) for the first page, the
+baseline person, the friend filter and the month.
 
 Run: .venv/bin/python bench/history_page.py [--records 10000000 --entries 100000]
      CONSENTRY_DATABASE_URL=postgres://... .venv/bin/python bench/history_page.py
@@ -232,6 +234,31 @@ def main() -> None:
         figures[f"{name}_p95_ms"] = round(p95, 1)
         figures[f"{name}_median_ms"] = round(median, 1)
         print(f"{name:>24}: p95 {p95:7.1f} ms, median {median:7.1f} ms")
+    # The database part alone (history.history_page: the queries, no template), which
+    # is what grows with the ledger; the rest of a request is the same for any history.
+    from datetime import datetime
+    from datetime import time as clock
+
+    from consentry.privacy.history import HistoryFilter, history_page
+
+    since = datetime.combine(start_at.date() + timedelta(days=180), clock.min, start_at.tzinfo)
+    queries = {
+        "query_first_page": (PERSON, HistoryFilter()),
+        "query_baseline_small_history": (SMALL, HistoryFilter()),
+        "query_by_friend": (PERSON, HistoryFilter(friend_id=FRIENDS[3])),
+        "query_by_month": (PERSON, HistoryFilter(since=since, until=since + timedelta(days=30))),
+    }
+    for name, (who, filters) in queries.items():
+        history_page(who, filters)
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            history_page(who, filters)
+            times.append((time.perf_counter() - t0) * 1000)
+        p95, median = percentile(times, 0.95), statistics.median(times)
+        figures[f"{name}_p95_ms"] = round(p95, 1)
+        figures[f"{name}_median_ms"] = round(median, 1)
+        print(f"{name:>28}: p95 {p95:7.1f} ms, median {median:7.1f} ms")
     base = float(figures["baseline_small_history_p95_ms"])  # type: ignore[arg-type,unused-ignore]
     for name in cases:
         if name != "baseline_small_history":
