@@ -446,3 +446,10 @@ def test_friend_filter_pages_through_many_entries(world: World) -> None:
         if CallRecord.objects.get(index=i).actor_id == world.bob.pk
     ]
     assert seen == sorted(through_bob, reverse=True)
+
+
+def test_sharing_page_names_the_apps_that_got_data_through_friends(world: World) -> None:
+    page = world.client_for(world.alice).get("/privacy/sharing/").content.decode()
+    assert "Birthday Calendar: 1 read" in page  # Bob's read; her own read is not counted
+    page = world.client_for(world.bob).get("/privacy/sharing/").content.decode()
+    assert "None so far." in page

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, F
 from django.utils import timezone
 
 from consentry.grants.permissions import RELEASE_BIT, mask_to_fields
@@ -205,14 +205,26 @@ def recent_summary(person_id: int, days: int = 30, scan_limit: int = 5000) -> Re
 
 def apps_through_friends(person_id: int, field_bit: int | None = None) -> dict[int, int]:
     """App id -> number of reads of the person's data that happened through a friend
-    (the acting person was someone else), optionally only reads of one field bit."""
+    (the acting person was someone else), optionally only reads of one field bit. Walks
+    the person's index rows in batches and reads their call records by primary key."""
     catch_up_index()
     qs = SubjectDisclosure.objects.filter(subject_id=person_id)
     if field_bit is not None:
         qs = qs.annotate(b=F("mask").bitand(field_bit)).filter(b__gt=0)
-    through = qs.filter(
-        Exists(CallRecord.objects.filter(index=OuterRef("entry_index")).exclude(actor_id=person_id))
-    )
-    return {
-        row["app_id"]: row["n"] for row in through.values("app_id").annotate(n=Count("entry_index"))
-    }
+    counts: Counter[int] = Counter()
+    after = -1
+    while True:
+        rows = list(
+            qs.filter(entry_index__gt=after)
+            .order_by("entry_index")
+            .values_list("entry_index", "app_id")[:16_384]
+        )
+        if not rows:
+            return dict(counts)
+        through = set(
+            CallRecord.objects.filter(index__in=[r[0] for r in rows])
+            .exclude(actor_id=person_id)
+            .values_list("index", flat=True)
+        )
+        counts.update(app for index, app in rows if index in through)
+        after = rows[-1][0]
