@@ -1,6 +1,7 @@
 """The `consentry` command: Django's management commands under the product's name, so
 operators never need manage.py. `consentry world generate` is the same as
-`consentry world_generate`; `consentry ledger verify` as `consentry ledger_verify`."""
+`consentry world_generate`; `consentry ledger verify` as `consentry ledger_verify`;
+`consentry ledger verify-proof` as `consentry ledger_verify_proof`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def translate(argv: list[str]) -> list[str]:
     `bench NAME` runs bench/NAME.py.
     """
     if len(argv) >= 2 and argv[0] in GROUPS - KEEP and not argv[1].startswith("-"):
-        return [f"{argv[0]}_{argv[1]}", *argv[2:]]
+        return [f"{argv[0]}_{argv[1].replace('-', '_')}", *argv[2:]]
     return argv
 
 

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "consentry.notices",
     "consentry.staff",
     "consentry.developers",
+    "consentry.privacy",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Marks request.user.is_verified() once a staff member passed their TOTP check.
     "django_otp.middleware.OTPMiddleware",
+    "consentry.privacy.middleware.RememberLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "consentry.oauth.edge.OAuthEdgeMiddleware",  # bad input on /oauth/ is a 400, not a 500
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -149,7 +151,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/privacy/"  # where sign-in leads: the privacy center
 
 # Login throttling (django-axes): lock a username+address pair after 5 failures for 15 min.
 AXES_FAILURE_LIMIT = 5

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django_otp.admin import OTPAdminSite
 
+from consentry.privacy.urls import public_urlpatterns
+
 # The admin asks staff for their second factor too (django-otp).
 admin.site.__class__ = OTPAdminSite
 
@@ -17,5 +19,8 @@ urlpatterns = [
     path("", include("consentry.graph.urls")),
     path("staff/", include("consentry.staff.urls")),
     path("developers/", include("consentry.developers.urls")),
+    path("privacy/", include("consentry.privacy.urls")),
+    # The public transparency card of each app: /apps/<id> (consentry.privacy)
+    path("", include((public_urlpatterns, "public"))),
     path("admin/", admin.site.urls),
 ]

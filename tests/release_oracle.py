@@ -78,6 +78,7 @@ class Situation:
     audience: dict[str, str] = field(default_factory=dict)  # of the subject
     subject_grant: set[str] = field(default_factory=set)  # S's own active permissions
     share_mask: int = 0
+    route_closed: bool = False  # the subject closed the viewer's route to apps
 
 
 def _app_can_use(s: Situation, permission: str) -> bool:
@@ -118,6 +119,8 @@ def _field_released(s: Situation, name: str) -> bool:
         return False
     if not _covered(s, "user_friends"):
         return False
+    if s.route_closed:  # "apps may not get my data through this friend"
+        return False
     if not _covered(s, permission):
         return False
     if s.audience.get(name) not in ("public", "friends"):
@@ -137,9 +140,16 @@ def expected_release(s: Situation, requested: Iterable[str]) -> set[str]:
         return set()
     # A friend is listed when they use the app or share something requested; a friend
     # who is not listed is withheld whole, id included.
-    listed = _covered(s, "user_friends") and bool(s.subject_grant or out)
+    listed = _covered(s, "user_friends") and not s.route_closed and bool(s.subject_grant or out)
     if not listed:
         return set()
     if "id" in requested:
         out.add("id")
     return out
+
+
+def expected_friend_id_kind(s: Situation) -> str:
+    """SPEC.md: a friend who does not use the app and reaches it only through their
+    opt-in gets an id scoped to (app, installer); one who uses it keeps the app's id.
+    Only meaningful for a listed friend."""
+    return "app" if s.subject_grant else "installer"

@@ -16,7 +16,12 @@ from consentry.grants.models import Consent
 from consentry.grants.permissions import fields_to_mask
 from consentry.graph import limits
 from consentry.oauth.models import AppStatus
-from consentry.oauth.pairwise import app_scoped_id, person_id_for
+from consentry.oauth.pairwise import (
+    app_scoped_id,
+    installer_scoped_ids,
+    person_id_for,
+    person_id_for_installer,
+)
 from consentry.oauth.validators import relay_address
 from consentry.people.actions import do_add_friendship
 from consentry.people.fields import FIELD_BIT
@@ -182,10 +187,18 @@ def test_friends_lists_those_who_use_the_app_or_opted_in(circle):
 
     assert response.status_code == 200
     body = response.json()
-    by_person = {person_id_for(app.pk, entry["id"]): entry for entry in body["data"]}
+    by_person = {
+        person_id_for(app.pk, entry["id"])
+        or person_id_for_installer(app.pk, me.pk, entry["id"]): entry
+        for entry in body["data"]
+    }
     assert by_person == {
         user.pk: {"id": app_scoped_id(app.pk, user.pk), "name": "User", "birthday": "1991-01-01"},
-        sharer.pk: {"id": app_scoped_id(app.pk, sharer.pk), "birthday": "1992-02-02"},
+        # Reached only through the opt-in: an id scoped to (app, this installer).
+        sharer.pk: {
+            "id": installer_scoped_ids(app.pk, me.pk, [sharer.pk])[0],
+            "birthday": "1992-02-02",
+        },
         private.pk: {"id": app_scoped_id(app.pk, private.pk), "name": "Private"},
     }
     # `neither` is withheld whole; Sharer's name and Private's birthday are withheld.

@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from consentry.graph.release import (
     AppFacts,
+    IdScope,
     Relation,
     SubjectFacts,
     ViewerFacts,
+    friend_id_scope,
     release,
 )
 from tests.release_oracle import (
@@ -19,6 +21,7 @@ from tests.release_oracle import (
     NEEDS_REVIEW,
     PROFILE_ORDER,
     Situation,
+    expected_friend_id_kind,
     expected_release,
 )
 
@@ -61,6 +64,7 @@ def situations(draw: st.DrawFn) -> Situation:
         audience=audience,
         subject_grant=_permissions(draw(st.integers(0, 2**n - 1))),
         share_mask=draw(st.integers(min_value=0, max_value=2 ** len(PROFILE_ORDER) - 1)),
+        route_closed=draw(st.sampled_from([False, False, False, True])),
     )
 
 
@@ -82,6 +86,7 @@ def to_facts(s: Situation) -> tuple[AppFacts, ViewerFacts, SubjectFacts]:
             audience=dict(s.audience),
             grant=frozenset(s.subject_grant),
             friend_share_mask=s.share_mask,
+            route_closed=s.route_closed,
         ),
     )
 
@@ -91,9 +96,10 @@ def to_facts(s: Situation) -> tuple[AppFacts, ViewerFacts, SubjectFacts]:
 def test_release_agrees_with_the_oracle(situation, requested_bits):
     requested = {f for i, f in enumerate(FIELDS) if requested_bits >> i & 1}
     app, viewer, subject = to_facts(situation)
-    assert release(app, viewer, subject, frozenset(requested)) == expected_release(
-        situation, requested
-    )
+    released = release(app, viewer, subject, frozenset(requested))
+    assert released == expected_release(situation, requested)
+    if situation.relation == "friend" and "id" in released:
+        assert friend_id_scope(subject).value == expected_friend_id_kind(situation)
 
 
 def _live_friend_situation(**changes) -> Situation:
@@ -199,3 +205,27 @@ def test_token_scope_narrower_than_grant_limits_release():
 def test_over_limits_releases_nothing():
     s = _live_friend_situation(relation="self", within_limits=False)
     assert _release(s, "id", "name") == frozenset()
+
+
+def test_closed_route_withholds_the_friend_whole_even_when_they_use_the_app():
+    s = _live_friend_situation(subject_grant={"openid", "user_birthday"}, share_mask=0b1000)
+    assert _release(s, "id", "name", "birthday") == {"id", "birthday"}
+    s.route_closed = True
+    assert _release(s, "id", "name", "birthday") == frozenset()
+
+
+def test_closed_route_does_not_touch_what_the_person_releases_about_themselves():
+    s = _live_friend_situation(relation="self", route_closed=True)
+    assert _release(s, "id", "birthday") == {"id", "birthday"}
+
+
+def test_friend_reached_through_opt_in_gets_installer_scoped_id():
+    s = _live_friend_situation(share_mask=1 << PROFILE_ORDER.index("birthday"))
+    assert _release(s, "id", "birthday") == {"id", "birthday"}
+    assert friend_id_scope(to_facts(s)[2]) is IdScope.INSTALLER
+
+
+def test_friend_who_uses_the_app_keeps_the_app_scoped_id():
+    s = _live_friend_situation(subject_grant={"openid"})
+    assert _release(s, "id") == {"id"}
+    assert friend_id_scope(to_facts(s)[2]) is IdScope.APP

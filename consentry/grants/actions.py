@@ -14,10 +14,17 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from consentry.grants.models import GRANT_LIFETIME, Consent, ConsentPermission
+from consentry.grants.models import (
+    GRANT_LIFETIME,
+    ClosedRoute,
+    Consent,
+    ConsentPermission,
+    FriendShareOptIn,
+)
 from consentry.grants.permissions import PERMISSIONS, mask_to_permissions, permissions_to_mask
 from consentry.oauth.models import AccessToken, Application, RefreshToken
-from consentry.people.models import Person
+from consentry.people.fields import FIELD_BIT, PROFILE_FIELDS, Audience
+from consentry.people.models import Friendship, Person
 
 EMAIL_CHOICES = ("real", "relay")
 # Recording a use rewrites the row at most this often: it runs on every Graph API call.
@@ -229,3 +236,66 @@ def do_expire_consents(now: datetime | None = None, batch: int = 1000) -> int:
             for _pk, person_id, application_id in rows:
                 _invalidate_tokens(person_id, application_id, now)
         total += len(rows)
+
+
+# --- The person's side of rule 3: closed routes, friend-sharing opt-ins, audiences ---------
+
+
+def do_close_route(person: Person, friend_id: int) -> bool:
+    """`person` closes `friend_id`'s route: no app acting for that friend gets anything
+    about `person` from the next API call on (rule 3, graph/release.py). Only a friend's
+    route can be closed; returns False (and changes nothing) for anyone else."""
+    with transaction.atomic():
+        if not Friendship.objects.filter(person_id=person.pk, friend_id=friend_id).exists():
+            return False
+        ClosedRoute.objects.get_or_create(person_id=person.pk, through_id=friend_id)
+    return True
+
+
+def do_reopen_route(person: Person, friend_id: int) -> None:
+    """Undo do_close_route: the friend's apps may again receive what rule 3 allows."""
+    with transaction.atomic():
+        ClosedRoute.objects.filter(person_id=person.pk, through_id=friend_id).delete()
+
+
+def do_update_sharing(
+    person: Person, audiences: dict[str, str], friend_share: Iterable[str]
+) -> list[str]:
+    """Set the audience of each profile field in `audiences` and the friend-sharing
+    opt-in ("friends may bring my <field> into apps they use") to exactly the fields in
+    `friend_share`. Every opt-in change leaves a FriendShareOptIn row. Takes effect on the
+    next API call (the release rule reads these columns). Returns the changed fields."""
+    share = set(friend_share)
+    unknown = (share | audiences.keys()) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields: {sorted(unknown)}")
+    valid = {a.value for a in Audience}
+    if any(value not in valid for value in audiences.values()):
+        raise ValueError("unknown audience")
+    now = timezone.now()
+    changed: list[str] = []
+    with transaction.atomic():
+        row = Person.objects.select_for_update().get(pk=person.pk)
+        mask = 0
+        for name in share:
+            mask |= FIELD_BIT[name]
+        log = []
+        for name in PROFILE_FIELDS:
+            before = bool(row.friend_share_mask & FIELD_BIT[name])
+            after = name in share
+            if before != after:
+                log.append(FriendShareOptIn(person=row, field=name, enabled=after, changed_at=now))
+                changed.append(name)
+        update = ["friend_share_mask"]
+        for name, value in audiences.items():
+            column = f"audience_{name}"
+            if getattr(row, column) != value:
+                setattr(row, column, value)
+                update.append(column)
+                changed.append(name)
+        row.friend_share_mask = mask
+        row.save(update_fields=update)
+        FriendShareOptIn.objects.bulk_create(log)
+    for column in update:
+        setattr(person, column, getattr(row, column))
+    return sorted(set(changed))

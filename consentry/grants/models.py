@@ -85,3 +85,23 @@ class FriendShareOptIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person_id} {self.field} {'on' if self.enabled else 'off'}"
+
+
+class ClosedRoute(models.Model):
+    """`person` closed `through`'s route (SPEC.md rule 3): "apps may not get my data
+    through this friend". While the row exists no app acting for `through` receives
+    anything about `person` (graph/release.py). Reopening deletes the row."""
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    through = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    closed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["through", "person"], name="closed_route_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} closed the route through {self.through_id}"

@@ -31,7 +31,7 @@ from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
 from consentry.grants.actions import do_record_consent_use
-from consentry.grants.models import Consent
+from consentry.grants.models import ClosedRoute, Consent
 from consentry.grants.permissions import (
     GRAPH_FIELDS,
     RELEASE_BIT,
@@ -46,15 +46,22 @@ from consentry.graph.release import (
     FRIENDS_PERMISSION,
     ID_FIELD,
     AppFacts,
+    IdScope,
     Relation,
     SubjectFacts,
     ViewerFacts,
     app_usable,
+    friend_id_scope,
     may_list_friends,
     release,
 )
 from consentry.ledger.api import record_disclosure
-from consentry.oauth.pairwise import app_scoped_ids, person_id_for
+from consentry.oauth.pairwise import (
+    app_scoped_ids,
+    installer_scoped_ids,
+    person_id_for,
+    person_id_for_installer,
+)
 from consentry.oauth.tokens import access_token_for
 from consentry.oauth.validators import relay_address
 from consentry.people.models import Friendship, Person, Post
@@ -202,6 +209,8 @@ def read_person(caller: Caller, scoped_id: str, fields: tuple[str, ...]) -> dict
     Raises the one 404 for anything else: garbage, another app's id, a stranger, a friend
     who is withheld, or any friend when user_friends is not covered."""
     person_id = person_id_for(caller.app_id, scoped_id)
+    if person_id is None:  # an id scoped to this app and this installer (a friend)
+        person_id = person_id_for_installer(caller.app_id, caller.person_id, scoped_id)
     if person_id is None:
         raise not_found()
     with transaction.atomic():
@@ -212,7 +221,10 @@ def read_person(caller: Caller, scoped_id: str, fields: tuple[str, ...]) -> dict
             _disclose(caller, ENDPOINT_PERSON, [(caller.person_id, mask)] if mask else [])
             return body
         page = _friend_rows(caller, fields, Q(friend_id=person_id), limit=1)
-        if not page.entries:
+        # The id must be the one the rule names this friend by (release.friend_id_scope):
+        # an app-scoped id of a friend who no longer uses the app is as unknown as another
+        # installer's id.
+        if not page.entries or page.entries[0][ID_FIELD] != scoped_id:
             raise not_found()
         _disclose(caller, ENDPOINT_PERSON, page.released)
     return {"data": page.entries[0], "meta": {"withheld_fields": page.withheld_fields}}
@@ -236,6 +248,7 @@ class _Decision:
     """The release decision for one combination of friend facts, and how to render it."""
 
     listed: bool
+    installer_scoped: bool  # named by an (app, installer)-scoped id (release.friend_id_scope)
     keys: tuple[str, ...]  # the entry's keys: id, then the released fields in order
     # From a rendered row (app-scoped id, then every requested field's value in order),
     # the entry's values; None when the decision releases every requested field.
@@ -251,7 +264,9 @@ def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) 
     ONE query: friendship -> person LEFT JOIN the friend's consent to this app when it
     is active (rule 2: not revoked, not expired; at most one, unique per person and app),
     whose `permission_mask` is the friend's grant: their active permission rows as bits,
-    kept equal to the rows by grants.actions. No active consent reads as no grant."""
+    kept equal to the rows by grants.actions. No active consent reads as no grant.
+    Friends who closed the caller's route (rule 3) come from one more indexed query,
+    usually empty."""
     requested = frozenset(fields)
     names = [f for f in fields if f != ID_FIELD]
     # Row layout: friend id, the requested values, then the facts the rule reads (grant
@@ -264,6 +279,9 @@ def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) 
         *(f"friend__audience_{f}" for f in names),
     ]
     facts_at = 1 + len(names)
+    closed = set(
+        ClosedRoute.objects.filter(through_id=caller.person_id).values_list("person_id", flat=True)
+    )
     rows = list(
         Friendship.objects.filter(where, person_id=caller.person_id)
         .annotate(
@@ -286,7 +304,12 @@ def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) 
         return _FriendPage([], [], 0, 0, None, False)
 
     # The rule runs once per distinct facts; a page has few (often one).
-    facts_of = itemgetter(slice(facts_at, None))
+    facts_slice = itemgetter(slice(facts_at, None))
+    facts_of: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    if closed:
+        facts_of = lambda row: (row[0] in closed, *facts_slice(row))  # noqa: E731
+    else:
+        facts_of = lambda row: (False, *facts_slice(row))  # noqa: E731
     decisions = {key: _decide(caller, requested, names, key) for key in set(map(facts_of, rows))}
     shown = {id(d): d for d in decisions.values() if d.listed}
     listed_rows: list[tuple[Any, ...]]
@@ -302,7 +325,7 @@ def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) 
 
     # Render column by column (dates as ISO strings), then one entry per listed friend.
     friend_ids = list(map(itemgetter(0), listed_rows))
-    rendered_columns: list[list[Any]] = [app_scoped_ids(caller.app_id, friend_ids)]
+    rendered_columns: list[list[Any]] = [_friend_ids(caller, friend_ids, shown, listed)]
     for index, name in enumerate(names, start=1):
         column = list(map(itemgetter(index), listed_rows))
         if name in DATE_FIELDS:
@@ -327,21 +350,47 @@ def _friend_rows(caller: Caller, fields: tuple[str, ...], where: Q, limit: int) 
     return _FriendPage(entries, released, withheld_subjects, withheld_fields, rows[-1][0], more)
 
 
+def _friend_ids(
+    caller: Caller, friend_ids: list[int], shown: dict[int, _Decision], listed: list[_Decision]
+) -> list[str]:
+    """The id of each listed friend: app-scoped or (app, installer)-scoped, as the rule
+    decided (release.friend_id_scope), one cipher call per kind."""
+    scopes = {d.installer_scoped for d in shown.values()}
+    if scopes == {False}:
+        return app_scoped_ids(caller.app_id, friend_ids)
+    if scopes == {True}:
+        return installer_scoped_ids(caller.app_id, caller.person_id, friend_ids)
+    flags = [d.installer_scoped for d in listed]
+    app_ids = iter(
+        app_scoped_ids(caller.app_id, [p for p, f in zip(friend_ids, flags, strict=False) if not f])
+    )
+    mine = iter(
+        installer_scoped_ids(
+            caller.app_id,
+            caller.person_id,
+            [p for p, f in zip(friend_ids, flags, strict=False) if f],
+        )
+    )
+    return [next(mine) if f else next(app_ids) for f in flags]
+
+
 def _decide(
     caller: Caller, requested: frozenset[str], names: list[str], facts: tuple[Any, ...]
 ) -> _Decision:
-    """Apply the release rule to one friend's facts (grant bits, opt-in mask, audiences);
-    memoised by the caller per distinct facts."""
+    """Apply the release rule to one friend's facts (route closed, grant bits, opt-in
+    mask, audiences); memoised by the caller per distinct facts."""
     subject = SubjectFacts(
         relation=Relation.FRIEND,
-        audience=dict(zip(names, facts[2:], strict=True)),
-        grant=mask_to_permissions(facts[0] or 0),
-        friend_share_mask=facts[1],
+        audience=dict(zip(names, facts[3:], strict=True)),
+        grant=mask_to_permissions(facts[1] or 0),
+        friend_share_mask=facts[2],
+        route_closed=facts[0],
     )
     released = release(caller.app, caller.viewer, subject, requested)
     shown = [i for i, name in enumerate(names, start=1) if name in released]
     return _Decision(
         listed=ID_FIELD in released,
+        installer_scoped=friend_id_scope(subject) is IdScope.INSTALLER,
         keys=(ID_FIELD, *(names[i - 1] for i in shown)),
         pick=None if len(shown) == len(names) else _getter([0, *shown]),
         mask=fields_to_mask(released),

@@ -31,6 +31,18 @@ Decisions where SPEC.md is silent (each one is the conservative reading):
   at least one active permission) or when at least one other requested field of theirs
   is released through their opt-in. A friend who neither uses the app nor shares
   anything requested is withheld entirely: not even their id leaves.
+- Rule 3, closed routes. `S` may close `U`'s route ("apps may not get my data through
+  this friend"). While it is closed nothing about `S` reaches any app acting for `U`,
+  not even `S`'s id and not even when `S` uses the app themselves: the friend list `U`'s
+  apps see simply lacks `S`. It is per (S, U) and covers every app; `S` reopens it at
+  will. (Turning friend-sharing off per field is the opt-in mask above.)
+- Friend ids and linkability. A listed friend who holds their own active grant to `A`
+  (uses the app) is named by their app-scoped id, as they are everywhere in `A`. A
+  friend listed only through their opt-in never used `A`: they are named by an id
+  scoped to (`A`, `U`) -- stable for that installer, different for every other
+  installer, and refused (404) when another installer's token presents it -- so `A`
+  cannot join its installers' friend lists and rebuild the graph of people who never
+  used it. `friend_id_scope()` decides which id; consentry.oauth.pairwise makes both.
 - A person who is neither `U` nor a friend of `U` releases nothing, whatever their own
   grants and audiences say.
 - Rule 4. `within_limits` is false while `A` is over a rate or volume limit or throttled
@@ -102,6 +114,14 @@ class SubjectFacts:
     audience: Mapping[str, str] = field(default_factory=dict, hash=False)
     grant: frozenset[str] = NOTHING  # active permissions of S's own active consent to A
     friend_share_mask: int = 0  # people.fields.FIELD_BIT bits S opted in to
+    route_closed: bool = False  # S closed U's route: nothing of S reaches apps through U
+
+
+class IdScope(enum.Enum):
+    """Which id names a listed friend (module docstring, "Friend ids and linkability")."""
+
+    APP = "app"  # the app-scoped id: the friend uses the app themselves
+    INSTALLER = "installer"  # scoped to (app, installer): reached only through the opt-in
 
 
 def app_usable(status: str, is_member: bool) -> bool:
@@ -164,7 +184,11 @@ def release(
         if ID_FIELD in requested and any(covers(app, viewer, p) for p in viewer.grant):
             released.add(ID_FIELD)
         return frozenset(released)
-    if subject.relation is not Relation.FRIEND or not may_list_friends(app, viewer):
+    if (
+        subject.relation is not Relation.FRIEND
+        or subject.route_closed
+        or not may_list_friends(app, viewer)
+    ):
         return NOTHING
     released = set()
     for f in requested:
@@ -182,3 +206,10 @@ def release(
     if ID_FIELD in requested:
         released.add(ID_FIELD)
     return frozenset(released)
+
+
+def friend_id_scope(subject: SubjectFacts) -> IdScope:
+    """The id a *listed* friend is named by: app-scoped when they hold their own active
+    grant to the app, else scoped to (app, installer) so that installers' friend lists
+    cannot be joined (module docstring)."""
+    return IdScope.APP if subject.grant else IdScope.INSTALLER

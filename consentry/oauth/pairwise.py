@@ -72,3 +72,46 @@ def _decode(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == 16 else None
+
+
+# --- Installer-scoped ids (SPEC.md rule 3: unlinkable friend-shared data) -------------------
+# A friend who never used the app and reaches it only through their opt-in is named by an
+# id scoped to (app, installer): AES under a key derived per (app, installer) of the block
+# (INSTALLER_TAG | installer id, person id). Another installer's key decrypts it to a
+# block whose first half does not match, so their token cannot use it (404), and the same
+# friend has unrelated ids in different installers' friend lists. See graph/release.py.
+_INSTALLER_TAG = 1 << 63
+
+
+@lru_cache(maxsize=4096)
+def _installer_cipher(app_id: int, installer_id: int, master: str) -> Cipher[modes.ECB]:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=16,
+        salt=None,
+        info=f"consentry-installer-scoped-v1:{app_id}:{installer_id}".encode(),
+    ).derive(bytes.fromhex(master))
+    return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305
+
+
+def installer_scoped_ids(app_id: int, installer_id: int, person_ids: Iterable[int]) -> list[str]:
+    """The (app, installer)-scoped ids of many people, in order, with one cipher call."""
+    ids = list(person_ids)
+    if not ids:
+        return []
+    tag = _INSTALLER_TAG | installer_id
+    plain = b"".join(_BLOCK.pack(tag, pid) for pid in ids)
+    cipher = _installer_cipher(app_id, installer_id, settings.PAIRWISE_KEY)
+    encrypted = cipher.encryptor().update(plain)
+    return [_encode(encrypted[i : i + 16]) for i in range(0, len(encrypted), 16)]
+
+
+def person_id_for_installer(app_id: int, installer_id: int, scoped_id: str) -> int | None:
+    """The person behind an (app, installer)-scoped id, or None for anything not issued
+    to this app acting for this installer."""
+    raw = _decode(scoped_id)
+    if raw is None:
+        return None
+    cipher = _installer_cipher(app_id, installer_id, settings.PAIRWISE_KEY)
+    tag, person_id = _BLOCK.unpack(cipher.decryptor().update(raw))
+    return person_id if tag == _INSTALLER_TAG | installer_id else None
