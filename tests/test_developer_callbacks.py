@@ -286,3 +286,44 @@ def test_removing_an_app_sends_deauthorize_and_the_deletion_request(
     assert sorted(kinds) == ["data_deletion", "deauthorize"]
     assert all(r["verified"] for r in receiver.received)
     assert do_notify_app_removed(person, app, delete_data=False) is None
+
+
+def test_removing_an_app_in_the_privacy_center_tells_the_app_and_follows_its_confirmation(
+    receiver, make_person, run_tasks
+):
+    """The person's "remove and ask the app to delete my data" sends the signed callbacks,
+    and the privacy center's status page moves from requested to sent to confirmed."""
+    from consentry.developers.models import AppProfile
+    from consentry.developers.secrets import encrypt_secret
+    from consentry.privacy.models import DeletionRequest
+    from tests.oauth_flow import make_app, obtain_token
+
+    app, secret = make_app(name="Calendar")
+    AppProfile.objects.update_or_create(
+        application=app,
+        defaults={
+            "deauthorize_callback_url": receiver.url,
+            "data_deletion_callback_url": receiver.url,
+            "signing_secret": encrypt_secret(secret),
+        },
+    )
+    receiver.secret = secret
+    person = make_person()
+    client = Client()
+    obtain_token(client, person, app, ["openid", "profile"])
+    assert client.post(f"/privacy/apps/{app.pk}/remove", {"delete": "1"}).status_code == 302
+    request = DeletionRequest.objects.get(person=person)
+    assert request.callback_request is not None
+    status_page = f"/privacy/deletions/{request.code}/"
+    assert b"the app will be told" in client.get(status_page).content
+    run_tasks()
+    assert sorted(json.loads(r["body"])["type"] for r in receiver.received) == [
+        "data_deletion",
+        "deauthorize",
+    ]
+    assert all(r["verified"] for r in receiver.received)
+    assert b"waiting for its confirmation" in client.get(status_page).content
+    code = request.callback_request.confirmation_code
+    headers, body = example.deletion_confirmation(app.client_id, secret, code)
+    assert _post(Client(), headers, body).status_code == 200
+    assert b"confirmed that it deleted" in client.get(status_page).content

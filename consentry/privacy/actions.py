@@ -28,10 +28,16 @@ def do_remove_app(
 ) -> DeletionRequest | None:
     """Remove an app: revoke the whole grant (its tokens stop working on the very next
     call: grants.actions.do_revoke_consent, committed before the page answers) and, when
-    asked, record a deletion request with a confirmation code. The developer platform
-    delivers the request to the app and moves its status on."""
+    asked, record a deletion request with a confirmation code. The app is told by signed
+    callbacks after commit (developers.callbacks: deauthorize, and data deletion when
+    asked), and the request's status follows the app's signed confirmation."""
+    from consentry.developers.callbacks import do_notify_app_removed
+
     with transaction.atomic():
         do_revoke_consent(consent)
+        callback_request = do_notify_app_removed(
+            person, consent.application, delete_data=ask_deletion
+        )
         if not ask_deletion:
             return None
         return DeletionRequest.objects.create(
@@ -39,6 +45,7 @@ def do_remove_app(
             app_id=consent.application_id,
             app_name=consent.application.name,
             code=new_confirmation_code(),
+            callback_request=callback_request,
         )
 
 

@@ -34,12 +34,37 @@ class DeletionRequest(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The signed data-deletion callback to the app and its confirmation (developer
+    # platform); null when the app was gone or the request predates it.
+    callback_request = models.OneToOneField(
+        "developers.DataDeletionRequest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="privacy_request",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["person", "-created_at"], name="deletion_person_recent")]
 
     def __str__(self) -> str:
         return f"deletion request {self.code}"
+
+    def current_status(self) -> str:
+        """The status as the person should see it now: confirmed once the app confirmed
+        by signed call back, sent once the callback was delivered, failed when its
+        retries ran out, else requested."""
+        linked = self.callback_request
+        if linked is None:
+            return str(self.status)
+        if linked.completed_at is not None:
+            return self.Status.CONFIRMED
+        delivery = linked.delivery
+        if delivery is not None and delivery.delivered_at is not None:
+            return self.Status.SENT
+        if delivery is not None and delivery.status == "failed":
+            return self.Status.FAILED
+        return self.Status.REQUESTED
 
 
 class DataExport(models.Model):
