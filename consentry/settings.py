@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "consentry.graph",
     "consentry.world",
     "consentry.web",
+    "consentry.detection",
+    "consentry.incidents",
 ]
 
 MIDDLEWARE = [
