@@ -102,6 +102,7 @@ class Detector:
             return []
         now = time.time() if now is None else now
         state = self._state(app_id, now)
+        self._world_size(now)  # also keeps the canaries' ids fresh
         with state.lock:
             self._count(state, actor_id, released, withheld_fields, person_lookup, not_found, now)
             figures = self._figures(state, now)
@@ -144,7 +145,7 @@ class Detector:
         if not_found:
             deltas["not_found"] += 1
             return
-        if actor_id not in state.actors:
+        if actor_id not in state.actors and actor_id not in self._canaries:
             state.actors.add(actor_id)
             state.delta_actors.add(actor_id)
         hour, day = int(now // 3600), int(now // 86400)
