@@ -16,5 +16,8 @@ urlpatterns = [
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
     path("staff/", include("consentry.staff.urls")),
+    # Detection and incident response: /staff/alerts/, /staff/apps/..., /report, audits
+    path("staff/", include("consentry.incidents.urls")),
+    path("", include("consentry.incidents.public_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -55,4 +55,5 @@ def do_clear_firing(firing: Firing, staff_id: int) -> None:
         Firing.objects.filter(pk=firing.pk, cleared_at__isnull=True).update(
             cleared_at=timezone.now(), cleared_by_id=staff_id
         )
-    transaction.on_commit(lambda: detector().forget(firing.app_id))
+    # This process reloads the app's state, and with it the open firings, on its next call.
+    detector().forget(firing.app_id)

@@ -256,7 +256,6 @@ class Detector:
                 int(counters.get("day_new", 0)) if counters.get("day") == day else 0
             ) + state.day_delta
             counters["hour"], counters["day"] = hour, day
-            counters["fired"] = sorted(set(counters.get("fired", [])) | state.fired)
             row.subjects = stored_subjects.serialize()
             row.actors = stored_actors.serialize()
             row.counters = counters
@@ -269,7 +268,6 @@ class Detector:
             state.deltas = dict.fromkeys(COUNTERS, 0)
             state.hour_new, state.day_new = counters["hour_new"], counters["day_new"]
             state.hour_delta = state.day_delta = 0
-            state.fired = set(counters["fired"])
             state.synced_at, state.calls_since_sync = now, 0
             figures = self._figures(state, now)
             FigureSample.objects.create(app_id=app_id, figures=figures.as_dict())
