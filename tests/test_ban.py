@@ -62,7 +62,7 @@ def harvested(db):
 
 
 def test_ban_notifies_exactly_the_blast_radius_with_each_persons_fields(harvested, run_tasks):
-    world, quiz, calendar, quiz_tokens, calendar_tokens = harvested
+    world, quiz, _calendar, quiz_tokens, calendar_tokens = harvested
     radius = blast_radius(quiz.pk)
     assert len(radius) > len(quiz_tokens)  # friends who opted in were reached too
     names = {p.pk: p.name for p in world.people}
@@ -86,7 +86,7 @@ def test_ban_notifies_exactly_the_blast_radius_with_each_persons_fields(harveste
         fields = set(notice.data["fields"])
         assert fields == set(mask_to_fields(radius[notice.person_id]))
         assert notice.data["app"] == quiz.name
-        for field, info in notice.data["fields"].items():
+        for _field, info in notice.data["fields"].items():
             through = info["first_through"]
             if notice.person_id in quiz_tokens:
                 assert through in ("self", *names.values())
@@ -120,7 +120,7 @@ def test_notifying_again_resumes_and_sends_nobody_a_second_notice(harvested, run
 
 
 def test_a_dutch_speaker_is_told_in_dutch(harvested, run_tasks):
-    world, quiz, _, quiz_tokens, _ = harvested
+    _world, quiz, _, quiz_tokens, _ = harvested
     person_id = next(iter(quiz_tokens))
     from consentry.people.models import Person
 

@@ -46,7 +46,9 @@ def _app():
 def _responses(client, token):
     out = []
     for path in ("/v1/me", "/v1/me/friends"):
-        response = client.get(path, {"fields": ALL_FIELDS + ",email"}, HTTP_AUTHORIZATION=f"Bearer {token}")
+        response = client.get(
+            path, {"fields": ALL_FIELDS + ",email"}, HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
         assert response.status_code == 200
         data = response.json()["data"]
         out += data if isinstance(data, list) else [data]
@@ -92,7 +94,7 @@ def _csv(records):
 
 def test_a_leaked_file_with_ids_names_its_app_and_no_other(two_apps):
     a, b, leaked = two_apps
-    for app, other in ((a, b), (b, a)):
+    for app, _other in ((a, b), (b, a)):
         for text in (_jsonl(leaked[app.pk]), _csv(leaked[app.pk])):
             found = canaries.check_text(text)
             assert [x.app_id for x in found] == [app.pk]
@@ -102,23 +104,27 @@ def test_a_leaked_file_with_ids_names_its_app_and_no_other(two_apps):
 def test_a_leaked_file_without_ids_names_its_app_by_the_seed_account(two_apps):
     a, b, leaked = two_apps
     for app in (a, b):
-        stripped = [{k: v for k, v in r.items() if k not in ("id", "email")} for r in leaked[app.pk]]
+        stripped = [
+            {k: v for k, v in r.items() if k not in ("id", "email")} for r in leaked[app.pk]
+        ]
         for text in (_jsonl(stripped), _csv(stripped)):
             found = canaries.check_text(text)
             assert [x.app_id for x in found] == [app.pk]
-            assert found[0].ids == 0 and found[0].canary_values >= 2
+            assert found[0].ids == 0
+            assert found[0].canary_values >= 2
 
 
 def test_the_relay_address_alone_names_the_app(two_apps):
     a, _, leaked = two_apps
     emails = [r["email"] for r in leaked[a.pk] if "email" in r]
-    assert len(emails) == 1 and "@relay." in emails[0]
+    assert len(emails) == 1
+    assert "@relay." in emails[0]
     found = canaries.check_text("email\n" + emails[0] + "\n")
     assert [(x.app_id, x.relay_addresses) for x in found] == [(a.pk, 1)]
 
 
 def test_canary_check_command_records_a_sighting_and_fails_on_clean_files(two_apps, tmp_path):
-    a, b, leaked = two_apps
+    _a, b, leaked = two_apps
     leak = tmp_path / "leak.jsonl"
     leak.write_text(_jsonl(leaked[b.pk]))
     out = io.StringIO()
@@ -135,7 +141,9 @@ def test_canary_check_command_records_a_sighting_and_fails_on_clean_files(two_ap
 def test_mail_after_a_deletion_attestation_marks_it_false(two_apps):
     a, b, _ = two_apps
     canary = CanaryAccount.objects.get(app_id=a.pk)
-    earlier = do_record_attestation(a, "We deleted everything.", None, timezone.now() - timedelta(days=2))
+    earlier = do_record_attestation(
+        a, "We deleted everything.", None, timezone.now() - timedelta(days=2)
+    )
     out = io.StringIO()
     call_command("canary", "mail-received", canary.relay_address.upper(), stdout=out)
     earlier.refresh_from_db()

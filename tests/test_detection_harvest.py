@@ -56,7 +56,7 @@ def test_harvest_is_throttled_then_suspended_and_the_calendar_raises_nothing(db)
 
     # The calendar: every user reads their birthday and their friends' who use it, and
     # looks one of them up again.
-    for pid, token in calendar_tokens.items():
+    for _pid, token in calendar_tokens.items():
         assert call(client, token, "/v1/me", fields="name,birthday") == 200
         response = client.get(
             "/v1/me/friends",
@@ -74,8 +74,8 @@ def test_harvest_is_throttled_then_suspended_and_the_calendar_raises_nothing(db)
     targets = [app_scoped_id(quiz.pk, pid) for pid in rng.sample(ids, 600)]
     statuses: list[int] = []
     suspended_at_call = None
-    for round_number in range(20):
-        for pid, token in quiz_tokens.items():
+    for _round_number in range(20):
+        for _pid, token in quiz_tokens.items():
             status = call(client, token, "/v1/me", fields=ALL_FIELDS)
             statuses.append(status)
             status = call(client, token, "/v1/me/friends", fields=ALL_FIELDS, limit="500")
@@ -96,10 +96,12 @@ def test_harvest_is_throttled_then_suspended_and_the_calendar_raises_nothing(db)
     assert 429 in statuses[:suspended_at_call], "throttled before it was suspended"
     firings = firings_for_app(quiz.pk)
     actions = [f.action for f in firings]
-    assert THROTTLE in actions and SUSPEND in actions
+    assert THROTTLE in actions
+    assert SUSPEND in actions
     assert actions.index(THROTTLE) < actions.index(SUSPEND)
     suspend = next(f for f in firings if f.action == SUSPEND)
-    assert suspend.figures and suspend.snapshot["world_share"] < MAX_WORLD_SHARE
+    assert suspend.figures
+    assert suspend.snapshot["world_share"] < MAX_WORLD_SHARE
     assert figures_for_app(quiz.pk).world_share < MAX_WORLD_SHARE
     # The firing stored the figures that fired it, at least the rule's minimums.
     for f in firings:

@@ -16,7 +16,14 @@ from consentry.incidents.models import AbuseReport, AuditRequest, Case, Incident
 from consentry.notices.models import Notice
 from consentry.oauth.models import AppStatus
 from consentry.staff.models import StaffAuditEvent
-from tests.detection_world import ALL_FIELDS, QUIZ_PERMISSIONS, build_people, call, install, make_quiz
+from tests.detection_world import (
+    ALL_FIELDS,
+    QUIZ_PERMISSIONS,
+    build_people,
+    call,
+    install,
+    make_quiz,
+)
 from tests.staff_fixtures import staff_client  # noqa: F401
 
 STAFF_PAGES = ["/staff/alerts/", "/staff/apps/", "/staff/incidents/", "/staff/reports/"]
@@ -59,13 +66,18 @@ def test_staff_pages_are_404_for_everyone_else(quiz_with_alert, make_person):
     for client in (anonymous, signed_in):
         for page in pages:
             assert client.get(page).status_code == 404, page
-        assert client.post(f"/staff/apps/{quiz.pk}/ban/", {"reason": "x", "confirm": "on"}).status_code == 404
+        assert (
+            client.post(f"/staff/apps/{quiz.pk}/ban/", {"reason": "x", "confirm": "on"}).status_code
+            == 404
+        )
     quiz.refresh_from_db()
     assert quiz.status == AppStatus.LIVE
 
 
 def test_a_per_app_override_fires_and_staff_investigate_and_ban(
-    quiz_with_alert, staff_client, run_tasks  # noqa: F811
+    quiz_with_alert,
+    staff_client,  # noqa: F811
+    run_tasks,
 ):
     world, quiz, tokens = quiz_with_alert
     firing = Firing.objects.get(app_id=quiz.pk, rule="overreach")
@@ -75,7 +87,8 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
     for page in STAFF_PAGES:
         assert staff_client.get(page).status_code == 200, page
     alerts = staff_client.get("/staff/alerts/").content.decode()
-    assert "overreach" in alerts and f"/staff/apps/{quiz.pk}/" in alerts
+    assert "overreach" in alerts
+    assert f"/staff/apps/{quiz.pk}/" in alerts
 
     page = staff_client.get(f"/staff/apps/{quiz.pk}/")
     assert page.status_code == 200
@@ -84,16 +97,22 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
         assert section in html
     for key in ("reach", "amplification", "rates", "activity"):
         svg = staff_client.get(f"/staff/apps/{quiz.pk}/charts/{key}.svg")
-        assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
-        assert b"<svg" in svg.content and b"matplotlib" in svg.content.lower()
+        assert svg.status_code == 200
+        assert svg["Content-Type"] == "image/svg+xml"
+        assert b"<svg" in svg.content
+        assert b"matplotlib" in svg.content.lower()
     assert staff_client.get(f"/staff/apps/{quiz.pk}/charts/nope.svg").status_code == 404
 
     # Open a case and require an audit; the developer answers it in the console.
-    assert staff_client.post(f"/staff/apps/{quiz.pk}/case/", {"summary": "overreach"}).status_code == 302
+    assert (
+        staff_client.post(f"/staff/apps/{quiz.pk}/case/", {"summary": "overreach"}).status_code
+        == 302
+    )
     response = staff_client.post(
         f"/staff/apps/{quiz.pk}/audit/", {"questions": "What do you keep?", "days": "0"}
     )
-    assert response.status_code == 400 and "greater than or equal to 1" in response.content.decode()
+    assert response.status_code == 400
+    assert "greater than or equal to 1" in response.content.decode()
     response = staff_client.post(
         f"/staff/apps/{quiz.pk}/audit/", {"questions": "What do you keep?", "days": "7"}
     )
@@ -106,19 +125,22 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
     assert "What do you keep?" in dev.get(f"/developers/audits/{audit.pk}/").content.decode()
     assert dev.post(f"/developers/audits/{audit.pk}/", {"answer": "Everything."}).status_code == 302
     audit.refresh_from_db()
-    assert audit.answer == "Everything." and audit.answered_by_id == developer.pk
+    assert audit.answer == "Everything."
+    assert audit.answered_by_id == developer.pk
     stranger = Client()
     stranger.force_login(world.people[-2])
     assert stranger.get(f"/developers/audits/{audit.pk}/").status_code == 404
 
     # The ban needs its confirmation; then it is one step.
     response = staff_client.post(f"/staff/apps/{quiz.pk}/ban/", {"reason": "harvest"})
-    assert response.status_code == 400 and "This field is required" in response.content.decode()
+    assert response.status_code == 400
+    assert "This field is required" in response.content.decode()
     response = staff_client.post(
         f"/staff/apps/{quiz.pk}/ban/", {"reason": "harvest", "confirm": "on"}
     )
     incident = Incident.objects.get(app_id=quiz.pk)
-    assert response.status_code == 302 and response["Location"] == f"/staff/incidents/{incident.pk}/"
+    assert response.status_code == 302
+    assert response["Location"] == f"/staff/incidents/{incident.pk}/"
     assert incident.case == Case.objects.get(app_id=quiz.pk)
     assert call(Client(), next(iter(tokens.values())), "/v1/me") == 401
     run_tasks()
@@ -133,9 +155,12 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
     assert report["article_33"]["number_of_data_subjects"] == incident.affected_total
     actions = set(StaffAuditEvent.objects.values_list("action", flat=True))
     assert {"open_case", "require_audit", "ban_app"} <= actions
-    assert staff_client.post(
-        f"/staff/apps/{quiz.pk}/ban/", {"reason": "again", "confirm": "on"}
-    ).status_code == 400
+    assert (
+        staff_client.post(
+            f"/staff/apps/{quiz.pk}/ban/", {"reason": "again", "confirm": "on"}
+        ).status_code
+        == 400
+    )
 
 
 def test_clearing_an_alert_lets_the_rule_fire_again(quiz_with_alert, staff_client):  # noqa: F811
@@ -149,40 +174,60 @@ def test_clearing_an_alert_lets_the_rule_fire_again(quiz_with_alert, staff_clien
 
 
 def test_abuse_report_with_secret_status_link_and_staff_triage(
-    quiz_with_alert, staff_client  # noqa: F811
+    quiz_with_alert,
+    staff_client,  # noqa: F811
 ):
     _, quiz, _ = quiz_with_alert
     public = Client()
     form = public.get("/report")
-    assert form.status_code == 200 and quiz.name in form.content.decode()
+    assert form.status_code == 200
+    assert quiz.name in form.content.decode()
     bad = public.post("/report", {"app": "", "app_name": "", "description": "x\x00y"})
     assert bad.status_code == 400
     assert "Choose the app or write its name." in bad.content.decode()
     assert AbuseReport.objects.count() == 0
     response = public.post(
-        "/report", {"app": str(quiz.pk), "description": "It sells quiz results.", "contact_email": ""}
+        "/report",
+        {"app": str(quiz.pk), "description": "It sells quiz results.", "contact_email": ""},
     )
     assert response.status_code == 302
     status_url = response["Location"]
     assert status_url.startswith("/report/status/")
     report = AbuseReport.objects.get()
-    assert report.app_id == quiz.pk and report.secret_hash not in status_url
+    assert report.app_id == quiz.pk
+    assert report.secret_hash not in status_url
     assert "new" in public.get(status_url).content.decode()
     assert public.get("/report/status/not-the-secret/").status_code == 404
 
     case = Case.objects.create(app_id=quiz.pk)
-    assert staff_client.post(
-        f"/staff/reports/{report.pk}/",
-        {"status": "confirmed", "case": "999999", "reward_amount": "500", "staff_note": ""},
-    ).status_code == 400
-    assert staff_client.post(
-        f"/staff/reports/{report.pk}/",
-        {"status": "confirmed", "case": str(case.pk), "reward_amount": "500.00", "staff_note": "ok"},
-    ).status_code == 302
+    assert (
+        staff_client.post(
+            f"/staff/reports/{report.pk}/",
+            {"status": "confirmed", "case": "999999", "reward_amount": "500", "staff_note": ""},
+        ).status_code
+        == 400
+    )
+    assert (
+        staff_client.post(
+            f"/staff/reports/{report.pk}/",
+            {
+                "status": "confirmed",
+                "case": str(case.pk),
+                "reward_amount": "500.00",
+                "staff_note": "ok",
+            },
+        ).status_code
+        == 302
+    )
     report.refresh_from_db()
-    assert (report.status, report.case_id, str(report.reward_amount)) == ("confirmed", case.pk, "500.00")
+    assert (report.status, report.case_id, str(report.reward_amount)) == (
+        "confirmed",
+        case.pk,
+        "500.00",
+    )
     page = public.get(status_url).content.decode()
-    assert "confirmed" in page and "500.00" in page
+    assert "confirmed" in page
+    assert "500.00" in page
     investigation = staff_client.get(f"/staff/apps/{quiz.pk}/").content.decode()
     assert f"/staff/reports/{report.pk}/" in investigation
 

@@ -47,7 +47,7 @@ def do_record_firings(
     return rows
 
 
-def do_clear_firing(firing: Firing, staff_id: int) -> None:
+def do_clear_firing(firing: Firing, staff_id: int | None) -> None:
     """Staff dismissed an alert: it may fire again if its condition still holds."""
     from consentry.detection.engine import detector
 

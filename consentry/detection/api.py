@@ -76,14 +76,17 @@ class FiringRecord:
 def firings_for_app(app_id: int) -> list[FiringRecord]:
     """Every rule firing of the app, oldest first, with the figures that fired it."""
     return [
-        FiringRecord.of(row) for row in Firing.objects.filter(app_id=app_id).order_by("fired_at", "pk")
+        FiringRecord.of(row)
+        for row in Firing.objects.filter(app_id=app_id).order_by("fired_at", "pk")
     ]
 
 
 def open_alerts(limit: int = 200) -> list[FiringRecord]:
     return [
         FiringRecord.of(row)
-        for row in Firing.objects.filter(cleared_at__isnull=True).order_by("-fired_at", "-pk")[:limit]
+        for row in Firing.objects.filter(cleared_at__isnull=True).order_by("-fired_at", "-pk")[
+            :limit
+        ]
     ]
 
 
@@ -126,9 +129,7 @@ def apps_by_risk(limit: int = 100) -> list[AppRisk]:
     latest = dict(
         FigureSample.objects.values("app_id").annotate(last=Max("pk")).values_list("app_id", "last")
     )
-    samples = {
-        s.app_id: s for s in FigureSample.objects.filter(pk__in=list(latest.values()))
-    }
+    samples = {s.app_id: s for s in FigureSample.objects.filter(pk__in=list(latest.values()))}
     by_app: dict[int, list[FiringRecord]] = {}
     for row in Firing.objects.order_by("fired_at", "pk"):
         by_app.setdefault(row.app_id, []).append(FiringRecord.of(row))

@@ -221,7 +221,9 @@ class Detector:
             from consentry.people.models import Person
 
             self.refresh_canaries()
-            self._world = max(0, Person.objects.filter(is_active=True).count() - len(self._canaries))
+            self._world = max(
+                0, Person.objects.filter(is_active=True).count() - len(self._canaries)
+            )
             self._world_at = now
         return self._world
 
@@ -295,7 +297,9 @@ def _bitmap(blob: bytes | memoryview | None) -> BitMap:
 def _load(state: AppState) -> None:
     row = DetectorState.objects.filter(app_id=state.app_id).first()
     fired_open = set(
-        Firing.objects.filter(app_id=state.app_id, cleared_at__isnull=True).values_list("rule", flat=True)
+        Firing.objects.filter(app_id=state.app_id, cleared_at__isnull=True).values_list(
+            "rule", flat=True
+        )
     )
     state.fired = fired_open
     if row is None:

@@ -24,9 +24,7 @@ class RuleSetting(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["rule", "app_id"], name="rulesetting_one_per_rule_app"
-            ),
+            models.UniqueConstraint(fields=["rule", "app_id"], name="rulesetting_one_per_rule_app"),
         ]
 
     def __str__(self) -> str:

@@ -198,8 +198,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "new_subjects_burst",
         ALERT,
         (("new_subjects_hour", 50_000), ("amplification", 3.0)),
-        "50,000 people reached for the first time within an hour, over three times its "
-        "installers.",
+        "50,000 people reached for the first time within an hour, over three times its installers.",
     ),
 )
 

@@ -72,7 +72,7 @@ def do_require_audit(
     return audit
 
 
-def do_answer_audit(audit: AuditRequest, developer_id: int, answer: str) -> None:
+def do_answer_audit(audit: AuditRequest, developer_id: int | None, answer: str) -> None:
     with transaction.atomic():
         AuditRequest.objects.filter(pk=audit.pk).update(
             answer=answer, answered_at=timezone.now(), answered_by_id=developer_id

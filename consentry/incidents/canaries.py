@@ -42,10 +42,39 @@ from consentry.people.models import Person
 
 SCOPED_ID = re.compile(r"\b[a-z2-7]{26}\b")
 MAX_FILE_BYTES = 512 * 1024 * 1024
-_SYLLABLES = (
-    "ka ve lo ri sa mun tor el an is da bre cor fin gal hel jor kes lin mar nor pel "
-    "quin ros sel tam ul var wen yor zan"
-).split()
+_SYLLABLES = [
+    "ka",
+    "ve",
+    "lo",
+    "ri",
+    "sa",
+    "mun",
+    "tor",
+    "el",
+    "an",
+    "is",
+    "da",
+    "bre",
+    "cor",
+    "fin",
+    "gal",
+    "hel",
+    "jor",
+    "kes",
+    "lin",
+    "mar",
+    "nor",
+    "pel",
+    "quin",
+    "ros",
+    "sel",
+    "tam",
+    "ul",
+    "var",
+    "wen",
+    "yor",
+    "zan",
+]
 
 
 def _word(rng: secrets.SystemRandom, parts: int) -> str:
@@ -223,7 +252,10 @@ def mail_received(address: str) -> CanaryAccount | None:
     if canary is None:
         return None
     do_record_sighting(
-        canary.app_id, CanarySighting.Kind.MAIL, f"mail to {canary.relay_address}", canary,
+        canary.app_id,
+        CanarySighting.Kind.MAIL,
+        f"mail to {canary.relay_address}",
+        canary,
         seen_at=timezone.now(),
     )
     return canary

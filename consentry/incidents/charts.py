@@ -6,15 +6,16 @@ from __future__ import annotations
 import io
 import threading
 from datetime import datetime
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: render to files only
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from consentry.detection.api import FiringRecord  # noqa: E402
-from consentry.detection.rules import Figures  # noqa: E402
+from consentry.detection.api import FiringRecord
+from consentry.detection.rules import Figures
 
 # (title, [(metric, label)]) per chart; the URL names the chart by its key.
 CHARTS: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -22,7 +23,10 @@ CHARTS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "People reached and installers",
         [("subjects_reached", "subjects reached"), ("installers", "installers")],
     ),
-    "amplification": ("Reach amplification (reached ÷ installers)", [("amplification", "amplification")]),
+    "amplification": (
+        "Reach amplification (reached ÷ installers)",
+        [("amplification", "amplification")],
+    ),
     "rates": (
         "Withheld share and not-found rate",
         [("withheld_share", "withheld share"), ("not_found_rate", "not-found rate")],
@@ -42,12 +46,13 @@ def chart_svg(
     title, series = CHARTS[key]
     fig = Figure(figsize=(7.5, 2.8), dpi=96)
     ax = fig.add_subplot()
-    times = [at for at, _ in samples]
+    # matplotlib converts datetimes itself (its stubs ask for floats).
+    times: list[Any] = [at for at, _ in samples]
     for metric, label in series:
         ax.plot(times, [getattr(f, metric) for _, f in samples], marker=".", label=label)
     for firing in firings:
         ax.axvline(
-            firing.fired_at,
+            firing.fired_at,  # type: ignore[arg-type]
             color=ACTION_COLOURS.get(firing.action, "#444"),
             linestyle="--",
             linewidth=1,

@@ -108,7 +108,7 @@ def exposures_for_app(app_id: int, upto: int | None = None) -> Exposures:
         pos, calls_f = inverse[sel], call_no[sel]
         # First occurrence per subject (calls ascending); last from the reversed order.
         upos, first_i = np.unique(pos, return_index=True)
-        rpos, last_ri = np.unique(pos[::-1], return_index=True)
+        _rpos, last_ri = np.unique(pos[::-1], return_index=True)
         last_i = pos.shape[0] - 1 - last_ri
         first_call, last_call = calls_f[first_i], calls_f[last_i]
         per_field[field] = (

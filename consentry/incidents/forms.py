@@ -13,13 +13,18 @@ from consentry.oauth.models import Application, AppStatus
 
 class CaseForm(forms.Form):
     summary = forms.CharField(
-        label="What is being investigated", max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label="What is being investigated",
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
 
 class AuditForm(forms.Form):
     questions = forms.CharField(
-        label="What the developer must answer", max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+        label="What the developer must answer",
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
     days = forms.IntegerField(label="Days to answer", min_value=1, max_value=90, initial=14)
 
@@ -34,7 +39,9 @@ class BanForm(forms.Form):
 
 class AttestationForm(forms.Form):
     statement = forms.CharField(
-        label="The developer's deletion statement", max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
+        label="The developer's deletion statement",
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
     attested_on = forms.DateTimeField(
         label="Attested at (UTC, blank for now)", required=False, help_text="YYYY-MM-DD HH:MM"

@@ -78,12 +78,19 @@ def ban_notice(
                 lines.append(
                     "- "
                     + _("%(field)s, first on %(first)s, %(through)s")
-                    % {"field": label, "first": _when(e.first_at), "through": through(e.first_through)}
+                    % {
+                        "field": label,
+                        "first": _when(e.first_at),
+                        "through": through(e.first_through),
+                    }
                 )
             else:
                 lines.append(
                     "- "
-                    + _("%(field)s, first on %(first)s %(through)s, last on %(last)s %(last_through)s")
+                    + _(
+                        "%(field)s, first on %(first)s %(through)s, "
+                        "last on %(last)s %(last_through)s"
+                    )
                     % {
                         "field": label,
                         "first": _when(e.first_at),
@@ -105,8 +112,12 @@ def ban_notice(
             e.field: {
                 "first_at": e.first_at.isoformat(),
                 "last_at": e.last_at.isoformat(),
-                "first_through": "self" if e.first_through == person_id else names.get(e.first_through, ""),
-                "last_through": "self" if e.last_through == person_id else names.get(e.last_through, ""),
+                "first_through": "self"
+                if e.first_through == person_id
+                else names.get(e.first_through, ""),
+                "last_through": "self"
+                if e.last_through == person_id
+                else names.get(e.last_through, ""),
             }
             for e in exposures
         },

@@ -68,8 +68,7 @@ def ranked_apps(request: HttpRequest) -> HttpResponse:
         Application.objects.filter(pk__in=[r.app_id for r in rows]).values_list("pk", "status")
     )
     listed = [
-        (r, names.get(r.app_id, f"app {r.app_id}"), statuses.get(r.app_id, "deleted"))
-        for r in rows
+        (r, names.get(r.app_id, f"app {r.app_id}"), statuses.get(r.app_id, "deleted")) for r in rows
     ]
     return render(request, "incidents/apps.html", {"rows": listed})
 

@@ -5,67 +5,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DetectorState',
+            name="DetectorState",
             fields=[
-                ('app_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('subjects', models.BinaryField(default=b'')),
-                ('actors', models.BinaryField(default=b'')),
-                ('counters', models.JSONField(default=dict)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("app_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("subjects", models.BinaryField(default=b"")),
+                ("actors", models.BinaryField(default=b"")),
+                ("counters", models.JSONField(default=dict)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.CreateModel(
-            name='FigureSample',
+            name="FigureSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField()),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('figures', models.JSONField(default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField()),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("figures", models.JSONField(default=dict)),
             ],
             options={
-                'indexes': [models.Index(fields=['app_id', 'at'], name='figuresample_app_time')],
+                "indexes": [models.Index(fields=["app_id", "at"], name="figuresample_app_time")],
             },
         ),
         migrations.CreateModel(
-            name='Firing',
+            name="Firing",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField()),
-                ('rule', models.CharField(max_length=40)),
-                ('action', models.CharField(max_length=10)),
-                ('fired_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('figures', models.JSONField(default=dict)),
-                ('thresholds', models.JSONField(default=dict)),
-                ('snapshot', models.JSONField(default=dict)),
-                ('throttle_seconds', models.PositiveIntegerField(default=0)),
-                ('cleared_at', models.DateTimeField(blank=True, null=True)),
-                ('cleared_by_id', models.BigIntegerField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField()),
+                ("rule", models.CharField(max_length=40)),
+                ("action", models.CharField(max_length=10)),
+                ("fired_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("figures", models.JSONField(default=dict)),
+                ("thresholds", models.JSONField(default=dict)),
+                ("snapshot", models.JSONField(default=dict)),
+                ("throttle_seconds", models.PositiveIntegerField(default=0)),
+                ("cleared_at", models.DateTimeField(blank=True, null=True)),
+                ("cleared_by_id", models.BigIntegerField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['app_id', 'fired_at'], name='firing_app_time'), models.Index(fields=['fired_at'], name='firing_time')],
+                "indexes": [
+                    models.Index(fields=["app_id", "fired_at"], name="firing_app_time"),
+                    models.Index(fields=["fired_at"], name="firing_time"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RuleSetting',
+            name="RuleSetting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.CharField(max_length=40)),
-                ('app_id', models.BigIntegerField(blank=True, null=True)),
-                ('enabled', models.BooleanField(blank=True, null=True)),
-                ('when', models.JSONField(blank=True, default=dict)),
-                ('throttle_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rule", models.CharField(max_length=40)),
+                ("app_id", models.BigIntegerField(blank=True, null=True)),
+                ("enabled", models.BooleanField(blank=True, null=True)),
+                ("when", models.JSONField(blank=True, default=dict)),
+                ("throttle_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('rule', 'app_id'), name='rulesetting_one_per_rule_app')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("rule", "app_id"), name="rulesetting_one_per_rule_app"
+                    )
+                ],
             },
         ),
     ]

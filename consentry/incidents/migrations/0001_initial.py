@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,104 +15,225 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('opened_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('opened_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('status', models.CharField(choices=[('open', 'open'), ('closed', 'closed')], default='open', max_length=8)),
-                ('summary', models.TextField(blank=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                ("opened_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("opened_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "open"), ("closed", "closed")],
+                        default="open",
+                        max_length=8,
+                    ),
+                ),
+                ("summary", models.TextField(blank=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='CanaryAccount',
+            name="CanaryAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('values', models.JSONField(default=dict)),
-                ('relay_address', models.CharField(max_length=254, unique=True)),
-                ('person', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='canary', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("values", models.JSONField(default=dict)),
+                ("relay_address", models.CharField(max_length=254, unique=True)),
+                (
+                    "person",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="canary",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CanarySighting',
+            name="CanarySighting",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('kind', models.CharField(choices=[('file_id', 'app-scoped id in a leaked file'), ('file_value', 'seed account value in a leaked file'), ('mail', 'mail to a relay address')], max_length=10)),
-                ('seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('detail', models.CharField(blank=True, max_length=500)),
-                ('canary', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='incidents.canaryaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("file_id", "app-scoped id in a leaked file"),
+                            ("file_value", "seed account value in a leaked file"),
+                            ("mail", "mail to a relay address"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("detail", models.CharField(blank=True, max_length=500)),
+                (
+                    "canary",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="incidents.canaryaccount",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AuditRequest',
+            name="AuditRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('requested_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('questions', models.TextField()),
-                ('deadline', models.DateTimeField()),
-                ('answer', models.TextField(blank=True)),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('answered_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audits', to='incidents.case')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                ("requested_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("questions", models.TextField()),
+                ("deadline", models.DateTimeField()),
+                ("answer", models.TextField(blank=True)),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                ("answered_by_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="audits",
+                        to="incidents.case",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AbuseReport',
+            name="AbuseReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('app_name', models.CharField(max_length=200)),
-                ('description', models.TextField()),
-                ('contact_email', models.EmailField(blank=True, max_length=254)),
-                ('secret_hash', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('new', 'new'), ('investigating', 'investigating'), ('confirmed', 'confirmed'), ('rejected', 'rejected')], default='new', max_length=14)),
-                ('reward_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True)),
-                ('staff_note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('case', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='incidents.case')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("app_name", models.CharField(max_length=200)),
+                ("description", models.TextField()),
+                ("contact_email", models.EmailField(blank=True, max_length=254)),
+                ("secret_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "new"),
+                            ("investigating", "investigating"),
+                            ("confirmed", "confirmed"),
+                            ("rejected", "rejected"),
+                        ],
+                        default="new",
+                        max_length=14,
+                    ),
+                ),
+                (
+                    "reward_amount",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=10, null=True),
+                ),
+                ("staff_note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="incidents.case",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DeletionAttestation',
+            name="DeletionAttestation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('attested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('statement', models.TextField()),
-                ('recorded_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('contradicted_at', models.DateTimeField(blank=True, null=True)),
-                ('contradicted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='incidents.canarysighting')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                ("attested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("statement", models.TextField()),
+                ("recorded_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("contradicted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "contradicted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="incidents.canarysighting",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('app_id', models.BigIntegerField(db_index=True)),
-                ('app_name', models.CharField(max_length=255)),
-                ('banned_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('banned_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('reason', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('notifying', 'notifying'), ('notified', 'notified')], default='notifying', max_length=10)),
-                ('consents_revoked', models.IntegerField(default=0)),
-                ('tokens_revoked', models.IntegerField(default=0)),
-                ('ledger_size', models.BigIntegerField(blank=True, null=True)),
-                ('affected_total', models.IntegerField(blank=True, null=True)),
-                ('notified', models.IntegerField(default=0)),
-                ('people_per_field', models.JSONField(blank=True, default=dict)),
-                ('first_disclosure_at', models.DateTimeField(blank=True, null=True)),
-                ('last_disclosure_at', models.DateTimeField(blank=True, null=True)),
-                ('notices_started_at', models.DateTimeField(blank=True, null=True)),
-                ('notices_done_at', models.DateTimeField(blank=True, null=True)),
-                ('case', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='incidents.case')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("app_id", models.BigIntegerField(db_index=True)),
+                ("app_name", models.CharField(max_length=255)),
+                ("banned_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("banned_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("notifying", "notifying"), ("notified", "notified")],
+                        default="notifying",
+                        max_length=10,
+                    ),
+                ),
+                ("consents_revoked", models.IntegerField(default=0)),
+                ("tokens_revoked", models.IntegerField(default=0)),
+                ("ledger_size", models.BigIntegerField(blank=True, null=True)),
+                ("affected_total", models.IntegerField(blank=True, null=True)),
+                ("notified", models.IntegerField(default=0)),
+                ("people_per_field", models.JSONField(blank=True, default=dict)),
+                ("first_disclosure_at", models.DateTimeField(blank=True, null=True)),
+                ("last_disclosure_at", models.DateTimeField(blank=True, null=True)),
+                ("notices_started_at", models.DateTimeField(blank=True, null=True)),
+                ("notices_done_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="incidents.case",
+                    ),
+                ),
             ],
         ),
     ]

@@ -26,9 +26,7 @@ class Command(BaseCommand):
         check = sub.add_parser("check", help="name the app a leaked file came from")
         check.add_argument("file", type=Path)
         check.add_argument("--json", action="store_true", help="print JSON")
-        check.add_argument(
-            "--no-record", action="store_true", help="do not store a sighting"
-        )
+        check.add_argument("--no-record", action="store_true", help="do not store a sighting")
         mail = sub.add_parser("mail-received", help="mail reached a relay address")
         mail.add_argument("address")
         sub.add_parser("seed", help="seed accounts for live apps")
