@@ -89,8 +89,13 @@ def incident_report(incident: Incident) -> dict[str, Any]:
         "The app was banned: its status blocks every OAuth and Graph API use.",
         f"All {incident.consents_revoked} grants to the app were revoked and "
         f"{incident.tokens_revoked} access tokens deleted at the moment of the ban.",
-        f"Every affected person ({incident.affected_total or 0}) was sent a notice listing "
-        "exactly which of their data the app received, when, and through which friend.",
+        (
+            f"Every affected person ({incident.affected_total}) was sent a notice"
+            if incident.status == Incident.Status.NOTIFIED
+            else "Every affected person is being sent a notice"
+        )
+        + " listing exactly which of their data the app received, when, and through which "
+        "friend (privacy-center inbox and email).",
         "Canary seed accounts and relay addresses are watched for later use of the data.",
     ]
     if AuditRequest.objects.filter(app_id=app_id).exists():
