@@ -99,7 +99,8 @@ def test_app_overrides_win_over_global_ones_and_cannot_add_metrics():
     for_8 = {r.name: r for r in R.rules_with_overrides(R.DEFAULT_RULES, overrides, 8)}
     assert dict(for_7["overreach"].when) == {"withheld_share": 0.2, "requested_fields": 2000}
     assert dict(for_8["overreach"].when) == {"withheld_share": 0.9, "requested_fields": 2000}
-    assert not for_7["call_rate"].enabled and not for_8["call_rate"].enabled
+    assert not for_7["call_rate"].enabled
+    assert not for_8["call_rate"].enabled
     assert for_7["enumeration_throttle"].throttle_seconds == 60
     assert for_8["enumeration_throttle"].throttle_seconds == 900
 

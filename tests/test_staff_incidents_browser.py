@@ -18,7 +18,14 @@ from consentry.ledger.api import blast_radius
 from consentry.notices.models import Notice
 from consentry.oauth.models import Application, AppStatus
 from consentry.web.worker import run_ready_tasks
-from tests.detection_world import ALL_FIELDS, QUIZ_PERMISSIONS, build_people, call, install, make_quiz
+from tests.detection_world import (
+    ALL_FIELDS,
+    QUIZ_PERMISSIONS,
+    build_people,
+    call,
+    install,
+    make_quiz,
+)
 from tests.staff_fixtures import PASSWORD, make_staff, totp_now
 from tests.test_oauth_browser import chromium
 
@@ -88,8 +95,10 @@ def test_staff_open_an_alert_read_the_charts_and_ban_and_the_person_is_told(live
         page.screenshot(path=str(SCREENS / "staff-incident-before.png"), full_page=True)
 
     assert "overreach" in alerts_text
-    assert len(chart_sizes) == 4 and all(w > 0 for w in chart_sizes), chart_sizes
-    assert "Blast radius" in investigation and "Figures now" in investigation
+    assert len(chart_sizes) == 4
+    assert all(w > 0 for w in chart_sizes), chart_sizes
+    assert "Blast radius" in investigation
+    assert "Figures now" in investigation
     assert Application.objects.get(pk=quiz.pk).status == AppStatus.BANNED
     assert run_ready_tasks() >= 1  # what the worker of `consentry serve` does
     incident = Incident.objects.get(app_id=quiz.pk)
@@ -114,4 +123,5 @@ def test_staff_open_an_alert_read_the_charts_and_ban_and_the_person_is_told(live
         else:  # the privacy center's inbox ships with its own branch
             inbox = notice.title + "\n" + notice.body
     assert not_found
-    assert "Personality Quiz" in inbox and "was banned" in inbox
+    assert "Personality Quiz" in inbox
+    assert "was banned" in inbox
