@@ -172,8 +172,10 @@ def run(where: str, people: int, installers: int) -> dict[str, Any]:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     radius = len(blast_radius(app.pk))
-    print(f"world: {people} people, {installers} installers, blast radius {radius} ({where}, "
-          f"{time.perf_counter() - started:.1f}s to build)")
+    print(
+        f"world: {people} people, {installers} installers, blast radius {radius} ({where}, "
+        f"{time.perf_counter() - started:.1f}s to build)"
+    )
 
     t0 = time.perf_counter()
     incident = do_ban_app(app, None, "bench")
