@@ -15,8 +15,8 @@ of 100 people, so the ledger's blast radius is exactly the --people people. Then
   email    the email tasks the notices queued (Django's dummy backend here: the cost of
            building and handing over every message, not of an SMTP server).
 
-Baseline, same run and database: bulk-inserting the same number of plain notice rows
-with the same title and body length and no ledger work (what the insert alone costs).
+Baseline, same run and database: do_send_notices() writing the same number of notices
+with the same title and body, prepared in advance (what the insert alone costs).
 
     .venv/bin/python bench/ban_notify.py [--people 100000]
     CONSENTRY_DATABASE_URL=postgres://... .venv/bin/python bench/ban_notify.py
@@ -118,21 +118,14 @@ def build(people: int, installers: int) -> tuple[Any, list[int]]:
 
 
 def baseline(ids: list[int], title: str, body: str) -> float:
-    """The same number of notice rows, bulk-inserted plainly, then deleted."""
-    from django.db import transaction
-
+    """The same number of notices with the same title and body, written by the same
+    do_send_notices() with no ledger work and no per-person text, then deleted."""
+    from consentry.notices.actions import NoticeDraft, do_send_notices
     from consentry.notices.models import Notice
 
+    drafts = [NoticeDraft(pid, "baseline", title, body, {"fields": {}}) for pid in ids]
     started = time.perf_counter()
-    with transaction.atomic():
-        for start in range(0, len(ids), 5000):
-            Notice.objects.bulk_create(
-                [
-                    Notice(person_id=pid, kind="baseline", title=title, body=body, data={})
-                    for pid in ids[start : start + 5000]
-                ],
-                batch_size=2000,
-            )
+    do_send_notices(drafts, email=False)
     elapsed = time.perf_counter() - started
     Notice.objects.filter(kind="baseline").delete()
     return elapsed
@@ -208,7 +201,7 @@ def run(where: str, people: int, installers: int) -> dict[str, Any]:
     print(
         f"ban {t_ban:.2f}s; every notice in the inbox after {t_inbox:.1f}s "
         f"({radius / t_inbox:,.0f}/s); emails handed over after {t_email:.1f}s; "
-        f"plain insert of as many rows {t_base:.1f}s"
+        f"writing as many prepared notices {t_base:.1f}s"
     )
     print(json.dumps(result))
     return result

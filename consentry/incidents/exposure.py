@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class Exposures:
     def for_slice(self, start: int, stop: int) -> list[tuple[int, list[FieldExposure]]]:
         """(subject id, exposures in RELEASE_FIELDS order) for subjects[start:stop]."""
         out: list[list[FieldExposure]] = [[] for _ in range(max(0, stop - start))]
+        moment = lru_cache(maxsize=None)(from_micros)  # one time per ledger entry
         for field in RELEASE_FIELDS:
             cols = self.per_field.get(field)
             if cols is None:
@@ -65,7 +67,7 @@ class Exposures:
                 last_by[lo:hi].tolist(),
                 strict=True,
             ):
-                out[p - start].append(FieldExposure(field, from_micros(f), from_micros(la), fb, lb))
+                out[p - start].append(FieldExposure(field, moment(f), moment(la), fb, lb))
         ids = self.subjects[start:stop].tolist()
         return list(zip(ids, out, strict=True))
 

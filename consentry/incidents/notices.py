@@ -1,11 +1,15 @@
 """The notice every affected person gets when an app is banned: exactly what of theirs the
 app received, when, and through which friend (SPEC.md "Harvest detection and incident
-response"). Pure: plain values in, title, body and data out, in the person's language."""
+response"). Pure: plain values in, title, body and data out, in the person's language.
+
+A ban may notify 100,000 people: the translated sentences are looked up once per language
+(`NoticeTexts.for_language`) and each notice is then plain string formatting."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.utils import translation
@@ -38,8 +42,57 @@ class BanNotice:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NoticeTexts:
+    """The notice's sentences in one language, with %-placeholders."""
+
+    title: str
+    intro: str
+    listing: str
+    once: str
+    first_last: str
+    outro: str
+    self_use: str
+    via_friend: str
+    a_friend: str
+    labels: dict[str, str]
+
+    @staticmethod
+    @lru_cache(maxsize=16)
+    def for_language(language: str) -> NoticeTexts:
+        with translation.override(language or "en"):
+            return NoticeTexts(
+                title=_("“%(app)s” was banned: what it received about you"),
+                intro=_(
+                    "On %(date)s Consentry banned the app “%(app)s” for misusing people's "
+                    "data. Its access is cut off: it can no longer receive anything about you."
+                ),
+                listing=_(
+                    "This is exactly what it received about you, from the disclosure ledger:"
+                ),
+                once=_("%(field)s, first on %(first)s, %(through)s"),
+                first_last=_(
+                    "%(field)s, first on %(first)s %(through)s, last on %(last)s %(last_through)s"
+                ),
+                outro=_(
+                    "You need not do anything. Your privacy center lists every disclosure "
+                    "about you."
+                ),
+                self_use=_("when you used the app yourself"),
+                via_friend=_("through your friend %(name)s"),
+                a_friend=_("a friend"),
+                labels={field: str(label) for field, label in FIELD_LABELS.items()},
+            )
+
+
+@lru_cache(maxsize=65536)
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@lru_cache(maxsize=65536)
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
 
 
 def ban_notice(
@@ -55,54 +108,40 @@ def ban_notice(
 ) -> BanNotice:
     """The notice for one affected person. `names` maps acting people's ids to the names
     shown (a friend through whom the app got the data)."""
+    t = NoticeTexts.for_language(language)
 
     def through(actor: int) -> str:
         if actor == person_id:
-            return _("when you used the app yourself")
-        return _("through your friend %(name)s") % {"name": names.get(actor) or _("a friend")}
+            return t.self_use
+        return t.via_friend % {"name": names.get(actor) or t.a_friend}
 
-    with translation.override(language or "en"):
-        title = _("“%(app)s” was banned: what it received about you") % {"app": app_name}
-        lines = [
-            _(
-                "On %(date)s Consentry banned the app “%(app)s” for misusing people's data. "
-                "Its access is cut off: it can no longer receive anything about you."
-            )
-            % {"date": _when(banned_at), "app": app_name},
-            "",
-            _("This is exactly what it received about you, from the disclosure ledger:"),
-        ]
-        for e in exposures:
-            label = str(FIELD_LABELS.get(e.field, e.field))
-            if e.first_at == e.last_at or e.first_through == e.last_through:
-                lines.append(
-                    "- "
-                    + _("%(field)s, first on %(first)s, %(through)s")
-                    % {
-                        "field": label,
-                        "first": _when(e.first_at),
-                        "through": through(e.first_through),
-                    }
-                )
-            else:
-                lines.append(
-                    "- "
-                    + _(
-                        "%(field)s, first on %(first)s %(through)s, "
-                        "last on %(last)s %(last_through)s"
-                    )
-                    % {
-                        "field": label,
-                        "first": _when(e.first_at),
-                        "through": through(e.first_through),
-                        "last": _when(e.last_at),
-                        "last_through": through(e.last_through),
-                    }
-                )
-        lines += [
-            "",
-            _("You need not do anything. Your privacy center lists every disclosure about you."),
-        ]
+    lines = [
+        t.intro % {"date": _when(banned_at), "app": app_name},
+        "",
+        t.listing,
+    ]
+    for e in exposures:
+        label = t.labels.get(e.field, e.field)
+        if e.first_at == e.last_at or e.first_through == e.last_through:
+            text = t.once % {
+                "field": label,
+                "first": _when(e.first_at),
+                "through": through(e.first_through),
+            }
+        else:
+            text = t.first_last % {
+                "field": label,
+                "first": _when(e.first_at),
+                "through": through(e.first_through),
+                "last": _when(e.last_at),
+                "last_through": through(e.last_through),
+            }
+        lines.append("- " + text)
+    lines += ["", t.outro]
+
+    def who(actor: int) -> str:
+        return "self" if actor == person_id else names.get(actor, "")
+
     data = {
         "incident": incident_id,
         "app_id": app_id,
@@ -110,16 +149,13 @@ def ban_notice(
         "banned_at": banned_at.isoformat(),
         "fields": {
             e.field: {
-                "first_at": e.first_at.isoformat(),
-                "last_at": e.last_at.isoformat(),
-                "first_through": "self"
-                if e.first_through == person_id
-                else names.get(e.first_through, ""),
-                "last_through": "self"
-                if e.last_through == person_id
-                else names.get(e.last_through, ""),
+                "first_at": _iso(e.first_at),
+                "last_at": _iso(e.last_at),
+                "first_through": who(e.first_through),
+                "last_through": who(e.last_through),
             }
             for e in exposures
         },
     }
+    title = (t.title % {"app": app_name})[:300]  # Notice.title holds 300
     return BanNotice(person_id, title, "\n".join(lines), data)

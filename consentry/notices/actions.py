@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from consentry.notices.models import Notice
 
-# Rows per INSERT: well under SQLite's variable limit with Notice's 8 columns.
-BATCH = 2000
+# Rows per INSERT: 6 values each, under SQLite's limit of 32,766 variables.
+BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,26 @@ def do_send_notices(drafts: Iterable[NoticeDraft], *, email: bool = True) -> int
 
 
 def _insert(batch: list[Notice]) -> int:
-    Notice.objects.bulk_create(batch, batch_size=BATCH)
+    """One multi-row INSERT per BATCH rows, with the values adapted once by hand: the
+    ORM's bulk_create compiles every field of every row, which at a ban's 100,000 notices
+    costs several times the insert itself (bench/ban_notify.py)."""
+    if not batch:
+        return 0
+    ops = connection.ops
+    table = ops.quote_name(Notice._meta.db_table)
+    data = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    columns = "person_id, kind, title, body, data, created_at"
+    row = f"(%s, %s, %s, %s, {data}, %s)"
+    created: dict[Any, Any] = {}
+    params: list[Any] = []
+    for n in batch:
+        when = created.get(n.created_at)
+        if when is None:
+            when = created[n.created_at] = ops.adapt_datetimefield_value(n.created_at)
+        params += (n.person_id, n.kind, n.title, n.body, json.dumps(n.data), when)
+    sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * len(batch))  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
     return len(batch)
 
 
