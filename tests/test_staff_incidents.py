@@ -200,6 +200,14 @@ def test_abuse_report_with_secret_status_link_and_staff_triage(
     assert public.get("/report/status/not-the-secret/").status_code == 404
 
     case = Case.objects.create(app_id=quiz.pk)
+    huge = "9" * 30
+    for path in (f"/staff/apps/{huge}/", f"/staff/incidents/{huge}/", f"/staff/reports/{huge}/"):
+        assert staff_client.get(path).status_code == 404
+    too_big = staff_client.post(
+        f"/staff/reports/{report.pk}/",
+        {"status": "confirmed", "case": huge, "reward_amount": "1e400", "staff_note": "\x00"},
+    )
+    assert too_big.status_code == 400
     assert (
         staff_client.post(
             f"/staff/reports/{report.pk}/",

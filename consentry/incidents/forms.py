@@ -50,7 +50,7 @@ class AttestationForm(forms.Form):
 
 class TriageForm(forms.Form):
     status = forms.ChoiceField(choices=AbuseReport.Status.choices)
-    case = forms.IntegerField(label="Case number", required=False, min_value=1)
+    case = forms.IntegerField(label="Case number", required=False, min_value=1, max_value=2**62)
     reward_amount = forms.DecimalField(
         label="Reward amount", required=False, min_value=0, max_digits=10, decimal_places=2
     )

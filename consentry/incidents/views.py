@@ -34,6 +34,14 @@ from consentry.incidents.report import incident_report
 from consentry.oauth.models import Application
 from consentry.staff.access import staff_required
 
+MAX_PK = 2**63 - 1  # a larger id in a URL is simply not found (never a database error)
+
+
+def _pk(value: int) -> int:
+    if not 0 < value <= MAX_PK:
+        raise Http404
+    return value
+
 
 def _app_names(ids: set[int]) -> dict[int, str]:
     return dict(Application.objects.filter(pk__in=list(ids)).values_list("pk", "name"))
@@ -53,7 +61,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def clear_alert(request: HttpRequest, firing_id: int) -> HttpResponse:
-    firing = get_object_or_404(Firing, pk=firing_id)
+    firing = get_object_or_404(Firing, pk=_pk(firing_id))
     do_clear_firing(firing, request.user.pk)
     return redirect("incidents:alerts")
 
@@ -77,7 +85,7 @@ def ranked_apps(request: HttpRequest) -> HttpResponse:
 
 
 def _app_or_404(app_id: int) -> Application:
-    return get_object_or_404(Application, pk=app_id)
+    return get_object_or_404(Application, pk=_pk(app_id))
 
 
 @staff_required
@@ -184,7 +192,7 @@ def incidents(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def incident(request: HttpRequest, incident_id: int) -> HttpResponse:
-    row = get_object_or_404(Incident, pk=incident_id)
+    row = get_object_or_404(Incident, pk=_pk(incident_id))
     return render(
         request,
         "incidents/incident.html",
@@ -194,7 +202,7 @@ def incident(request: HttpRequest, incident_id: int) -> HttpResponse:
 
 @staff_required
 def incident_json(request: HttpRequest, incident_id: int) -> HttpResponse:
-    row = get_object_or_404(Incident, pk=incident_id)
+    row = get_object_or_404(Incident, pk=_pk(incident_id))
     return JsonResponse(incident_report(row), json_dumps_params={"indent": 2})
 
 
@@ -209,7 +217,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
-    report = get_object_or_404(AbuseReport, pk=report_id)
+    report = get_object_or_404(AbuseReport, pk=_pk(report_id))
     initial = {
         "status": report.status,
         "case": report.case_id,
@@ -291,7 +299,7 @@ def developer_audits(request: HttpRequest) -> HttpResponse:
 @login_required
 def developer_audit(request: HttpRequest, audit_id: int) -> HttpResponse:
     audit = AuditRequest.objects.filter(
-        pk=audit_id, app_id__in=_developer_apps(request.user)
+        pk=_pk(audit_id), app_id__in=_developer_apps(request.user)
     ).first()
     if audit is None:
         raise Http404
