@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.utils import timezone
 
 from consentry.detection.api import FiringRecord, figures_for_app, firings_for_app
@@ -45,6 +46,22 @@ class Investigation:
     reports: list[AbuseReport]
     incidents: list[Incident]
     review: dict[str, Any]
+
+
+def review_history(app_id: int) -> list[dict[str, Any]]:
+    """Staff review decisions on the app, newest first, when the developer platform
+    (consentry.developers, which owns review) is installed."""
+    if not django_apps.is_installed("consentry.developers"):
+        return []
+    try:
+        decision = django_apps.get_model("developers", "ReviewDecision")
+    except LookupError:
+        return []
+    return list(
+        decision.objects.filter(application_id=app_id)
+        .order_by("-decided_at")
+        .values("decided_at", "permission", "approved", "reason", "staff_email")[:100]
+    )
 
 
 def investigate(app: Application) -> Investigation:
@@ -85,5 +102,6 @@ def investigate(app: Application) -> Investigation:
             "approved_permissions": list(app.approved_permissions or []),
             "agreement_signed_at": app.agreement_signed_at,
             "created": getattr(app, "created", None),
+            "decisions": review_history(app.pk),
         },
     )
