@@ -123,6 +123,9 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
     dev = Client()
     dev.force_login(developer)
     assert "What do you keep?" in dev.get(f"/developers/audits/{audit.pk}/").content.decode()
+    listing = dev.get("/developers/audits/").content.decode()
+    assert f"/developers/audits/{audit.pk}/" in listing
+    assert quiz.name in listing
     assert dev.post(f"/developers/audits/{audit.pk}/", {"answer": "Everything."}).status_code == 302
     audit.refresh_from_db()
     assert audit.answer == "Everything."

@@ -293,7 +293,8 @@ def developer_audits(request: HttpRequest) -> HttpResponse:
     app_ids = _developer_apps(request.user)
     rows = AuditRequest.objects.filter(app_id__in=app_ids).order_by("answered_at", "deadline")
     names = _app_names(set(app_ids))
-    return render(request, "incidents/developer_audits.html", {"audits": rows, "names": names})
+    listed = [(a, names.get(a.app_id, "")) for a in rows]
+    return render(request, "incidents/developer_audits.html", {"audits": listed})
 
 
 @login_required
