@@ -39,7 +39,8 @@ class Command(BaseCommand):
                 verbosity=opts["verbosity"],
             )
         else:
-            rq_args = ["default", "--with-scheduler"]
+            # RQ must build jobs with django-tasks-rq's Job class, which runs Task objects.
+            rq_args = ["default", "--with-scheduler", "--job-class", "django_tasks_rq.backend.Job"]
             if opts["batch"]:
                 rq_args.append("--burst")
             call_command("rqworker", *rq_args)
