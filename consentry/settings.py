@@ -62,6 +62,7 @@ MIDDLEWARE = [
     # Marks request.user.is_verified() once a staff member passed their TOTP check.
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "consentry.oauth.edge.OAuthEdgeMiddleware",  # bad input on /oauth/ is a 400, not a 500
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it watches the outcome of authentication.
     "axes.middleware.AxesMiddleware",
@@ -107,6 +108,8 @@ if CONFIG.redis_url:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
+            # Lets several deployments (or test runs) share one Redis database.
+            "KEY_PREFIX": _config.env("CACHE_PREFIX"),
         }
     }
 else:
@@ -249,8 +252,8 @@ OAUTH2_PROVIDER: dict[str, object] = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
-    # A valid id_token_hint from the app is enough to sign the person out here.
-    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    # The person is always asked before an app signs them out (RP-Initiated Logout 1.0 2).
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,  # signing out is not revoking consent
     "SCOPES": {
         "openid": "Sign you in",
@@ -266,10 +269,12 @@ OAUTH2_PROVIDER: dict[str, object] = {
     },
     "DEFAULT_SCOPES": ["openid", "profile"],
 }
-# Client authentication failures tolerated per client id before the token endpoint refuses
-# that client for CLIENT_AUTH_LOCKOUT_SECONDS (client secret guessing, RFC 9700 4.x).
-CLIENT_AUTH_FAILURE_LIMIT = 10
-CLIENT_AUTH_LOCKOUT_SECONDS = 900
+# Failed client authentication is throttled per (client id, source address), never per
+# client id alone (consentry/oauth/throttle.py): after CLIENT_AUTH_FREE_FAILURES failures
+# each one delays that pair 1, 2, 4, ... seconds (429 + Retry-After), up to the maximum.
+CLIENT_AUTH_FREE_FAILURES = 5
+CLIENT_AUTH_MAX_DELAY_SECONDS = 300
+CLIENT_AUTH_FAILURE_WINDOW_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 
 # --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------

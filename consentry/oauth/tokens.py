@@ -6,7 +6,8 @@ import hashlib
 
 from django.utils import timezone
 
-from consentry.oauth.models import AccessToken, AppStatus
+from consentry.oauth.models import AccessToken, Application, AppStatus
+from consentry.people.models import Person
 
 MAX_TOKEN_LENGTH = 512
 
@@ -25,14 +26,13 @@ def access_token_for(raw: str) -> AccessToken | None:
     consent's active permissions: consentry.grants.actions narrows or deletes tokens in the
     same transaction that narrows or revokes the consent.
 
-    Whether a development-mode app may act for this person (membership, rule 1) is not
-    checked here; the token could only be issued to a member, and the release rule
-    re-checks it.
+    A deactivated person's token, and a development-mode app's token held by someone who
+    lost their role on it, are refused too (token_holder_may_act).
     """
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return None
     now = timezone.now()
-    return (
+    token = (
         AccessToken.objects.select_related("application", "user", "consent")
         .filter(
             token_checksum=token_checksum(raw),
@@ -43,3 +43,19 @@ def access_token_for(raw: str) -> AccessToken | None:
         )
         .first()
     )
+    if token is None or not token_holder_may_act(token.application, token.user):
+        return None
+    return token
+
+
+def token_holder_may_act(application: Application, person: Person | None) -> bool:
+    """Whether `application` may still act for `person` with a token or code it holds:
+    the person's account is active, and the app is live or in development with the
+    person holding a role on it (SPEC.md rule 1, consentry.graph.release.app_usable).
+
+    The one check every token use shares: access_token_for() (the Graph API, userinfo,
+    introspection), refresh-token validation and the code exchange
+    (consentry.oauth.validators)."""
+    if person is None or not person.is_active:
+        return False
+    return application.is_usable_by(person.pk)

@@ -12,6 +12,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+PER_PROCESS_WARNING = (
+    "warning: {workers} worker processes without CONSENTRY_REDIS_URL: rate limits and the "
+    "client-authentication throttle are counted per process, so each limit is effectively "
+    "multiplied by the number of processes. Set CONSENTRY_REDIS_URL to share them."
+)
+
 
 class Command(BaseCommand):
     help = (
@@ -52,6 +58,9 @@ class Command(BaseCommand):
             # The access log holds the request line only: query strings can carry codes.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             "timeout": 120,
+            # Twice gunicorn's default: every request the Graph API documents as valid
+            # (percent-encoded `fields` and `after` at their maximum length) fits.
+            "limit_request_line": 8190,
         }
 
         class Server(BaseApplication):
@@ -62,6 +71,8 @@ class Command(BaseCommand):
             def load(self) -> Any:
                 return application
 
+        if workers > 1 and not settings.CONFIG.redis_url:
+            self.stderr.write(PER_PROCESS_WARNING.format(workers=workers))
         if not opts["no_worker"]:
             start_worker()
         self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
