@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "consentry.staff",
     "consentry.developers",
     "consentry.privacy",
+    "consentry.detection",
+    "consentry.incidents",
 ]
 
 MIDDLEWARE = [

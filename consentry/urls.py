@@ -22,5 +22,8 @@ urlpatterns = [
     path("privacy/", include("consentry.privacy.urls")),
     # The public transparency card of each app: /apps/<id> (consentry.privacy)
     path("", include((public_urlpatterns, "public"))),
+    # Detection and incident response: /staff/alerts/, /staff/apps/..., /report, audits
+    path("staff/", include("consentry.incidents.urls")),
+    path("", include("consentry.incidents.public_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -54,3 +54,14 @@ def run_tasks(django_capture_on_commit_callbacks: Any) -> Callable[[], int]:
         return run_ready_tasks()
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_detector() -> Any:
+    """Harvest detection keeps per-app state in this process; a rolled-back test's app ids
+    are reused by the next test, so each test starts with none (consentry.detection)."""
+    from consentry.detection.engine import detector
+
+    detector().forget()
+    yield
+    detector().forget()

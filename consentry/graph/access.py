@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
+from consentry.detection.hook import note_release
 from consentry.grants.actions import do_record_consent_use
 from consentry.grants.models import ClosedRoute, Consent
 from consentry.grants.permissions import (
@@ -165,6 +166,7 @@ def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]
             released=released,
             token_id=caller.token_id,
         )
+        note_release(caller.app_id, caller.person_id, endpoint, released)  # harvest detection
     except BaseException:
         limits.release_subjects(caller.app_id, len(released))
         raise

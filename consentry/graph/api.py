@@ -33,6 +33,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.params.functions import Query as QueryParam
 from ninja.security import HttpBearer
 
+from consentry.detection import hook as detection
 from consentry.graph import access
 from consentry.graph.cursor import MAX_CURSOR_LENGTH
 from consentry.graph.errors import (
@@ -151,6 +152,7 @@ AFTER = QueryParam(
 
 
 def _json(body: dict[str, Any]) -> HttpResponse:
+    detection.observe_response(body)  # harvest detection (consentry.detection)
     response = HttpResponse(
         json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
         content_type="application/json",
@@ -213,6 +215,8 @@ def person(request: HttpRequest, app_scoped_id: str, fields: str | None = FIELDS
 
 @api.exception_handler(GraphError)
 def _graph_error(request: HttpRequest, exc: GraphError) -> HttpResponse:
+    if exc.status == 404 and isinstance(getattr(request, "auth", None), access.Caller):
+        detection.observe_not_found(request.auth)  # type: ignore[attr-defined]
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
