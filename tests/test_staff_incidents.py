@@ -120,8 +120,13 @@ def test_a_per_app_override_fires_and_staff_investigate_and_ban(
     audit = AuditRequest.objects.get(app_id=quiz.pk)
     developer = world.people[-1]
     quiz.members.add(developer)
+    from consentry.developers.models import AppRole
+
+    AppRole.objects.create(application=quiz, person=developer, role="admin")
     dev = Client()
     dev.force_login(developer)
+    console = dev.get("/developers/").content.decode()
+    assert 'id="open-audits"' in console  # the console says an audit waits
     assert "What do you keep?" in dev.get(f"/developers/audits/{audit.pk}/").content.decode()
     listing = dev.get("/developers/audits/").content.decode()
     assert f"/developers/audits/{audit.pk}/" in listing

@@ -75,10 +75,21 @@ def console(request: HttpRequest) -> HttpResponse:
     invitations = AppInvitation.objects.select_related("application").filter(
         email=person.email.lower(), accepted_at__isnull=True, withdrawn_at__isnull=True
     )
+    from consentry.incidents.models import AuditRequest
+
+    open_audits = AuditRequest.objects.filter(
+        app_id__in=[r["application"].pk for r in roles], answered_at__isnull=True
+    ).count()
     return render(
         request,
         "developers/console.html",
-        {"account": account, "terms_form": form, "roles": roles, "invitations": invitations},
+        {
+            "account": account,
+            "terms_form": form,
+            "roles": roles,
+            "invitations": invitations,
+            "open_audits": open_audits,
+        },
     )
 
 
