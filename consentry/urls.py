@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    # The published ledger: /ledger/checkpoint, /ledger/tile/... (consentry.ledger.urls)
+    path("ledger/", include("consentry.ledger.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -35,7 +35,7 @@ from pyroaring import BitMap
 
 from consentry import config
 from consentry.grants.permissions import mask_to_fields
-from consentry.ledger import merkle, records, signing
+from consentry.ledger import merkle, records, signing, tilestore
 from consentry.ledger.models import (
     AppReach,
     CallRecord,
@@ -613,15 +613,9 @@ def latest_signed_tree_head() -> SignedTreeHead:
 
 
 def _range_hasher(tree_size: int) -> merkle.RangeHash:
-    leaves = [
-        bytes(h)
-        for h in CallRecord.objects.filter(index__lt=tree_size)
-        .order_by("index")
-        .values_list("leaf_hash", flat=True)
-    ]
-    if len(leaves) != tree_size:
-        raise ValueError(f"the ledger holds {len(leaves)} of the {tree_size} entries asked for")
-    return merkle.range_hasher(leaves)
+    """Subtree hashes of the tree of `tree_size` entries from the C2SP tiles
+    (consentry/ledger/tilestore.py): a proof costs O(log n) reads at any size."""
+    return tilestore.range_hasher(tree_size)
 
 
 def inclusion_proof(index: int, tree_size: int | None = None) -> InclusionProof:
@@ -709,15 +703,27 @@ def verify_ledger() -> VerifyReport:
     the RFC 6962 hash of its record's canonical bytes, that every signed tree head's
     signature is valid and its root equals the recomputed root at its size, that the
     head row's size and frontier match, and that the derived index (SubjectDisclosure
-    rows, AppReach bitmaps) equals what the records say up to the watermark. Stops at
-    the first problem and names the entry.
+    rows, AppReach bitmaps) equals what the records say up to the watermark, and that
+    every stored tile (tilestore.py) equals the tile recomputed from the leaf hashes.
+    Stops at the first problem and names the entry.
     """
     with transaction.atomic():
         rows = _derived_rows()
         try:
-            return _verify(_DerivedRows(rows))
+            report = _verify(_DerivedRows(rows))
         finally:
             rows.close()  # closes the server-side cursor inside its transaction
+    if report.ok and (problem := tilestore.check_tiles()):
+        return VerifyReport(
+            ok=False,
+            entries=report.entries,
+            subject_records=report.subject_records,
+            signed_tree_heads=report.signed_tree_heads,
+            indexed_upto=report.indexed_upto,
+            root_hash=report.root_hash,
+            problem=problem,
+        )
+    return report
 
 
 def _verify(derived: _DerivedRows) -> VerifyReport:
