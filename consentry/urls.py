@@ -13,5 +13,7 @@ urlpatterns = [
     path("", include("consentry.graph.urls")),
     # The published ledger: /ledger/checkpoint, /ledger/tile/... (consentry.ledger.urls)
     path("ledger/", include("consentry.ledger.urls")),
+    # Operations: /readyz, /metrics (consentry.ops.urls)
+    path("", include("consentry.ops.urls")),
     path("admin/", admin.site.urls),
 ]

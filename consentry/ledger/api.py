@@ -45,6 +45,7 @@ from consentry.ledger.models import (
 )
 from consentry.ledger.models import SignedTreeHead as SignedTreeHeadRow
 from consentry.ledger.signing import SignedTreeHead
+from consentry.ops import metrics
 
 __all__ = [
     "Disclosure",
@@ -285,6 +286,7 @@ def record_disclosure(
             ],
         )
     _head_hint[alias] = (index + 1, new_blob)
+    transaction.on_commit(metrics.ledger_appended)
     if (index + 1) % sth_interval() == 0:
         _store_sth(
             signing.sign_tree_head(

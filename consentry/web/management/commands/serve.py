@@ -10,6 +10,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
+
+
 class Command(BaseCommand):
     help = (
         "Serve Consentry with gunicorn (static files through WhiteNoise). Applies pending "
@@ -29,6 +36,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        # Several worker processes share their Prometheus samples through files
+        # (consentry/ops/metrics.py); set before the app (and its metrics) is imported.
+        metrics_dir = settings.VAR_DIR / "prometheus" / str(os.getpid())
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
         from gunicorn.app.base import BaseApplication
 
         from consentry.wsgi import application
@@ -40,9 +52,10 @@ class Command(BaseCommand):
             "workers": workers,
             "threads": opts["threads"],
             "worker_class": "gthread",
-            "accesslog": "-",
-            # The access log holds the request line only: query strings can carry codes.
-            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+            # No gunicorn access log: consentry.ops.middleware logs every request as JSON
+            # (URL pattern, status, time, request id; never a path, query or address).
+            "accesslog": None,
+            "child_exit": _child_exit,
             "timeout": 120,
         }
 
