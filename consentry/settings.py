@@ -99,6 +99,8 @@ if CONFIG.redis_url:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
+            # Several deployments (or test runs) can share one Redis database.
+            "KEY_PREFIX": _config.env("CACHE_KEY_PREFIX"),
         }
     }
 else:
