@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from array import array
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -614,28 +614,42 @@ def latest_signed_tree_head() -> SignedTreeHead:
     return _sth_for(size, merkle.frontier_root(frontier))
 
 
-def _range_hasher(tree_size: int) -> merkle.RangeHash:
+def _range_hasher(
+    tree_size: int, plan: Callable[[merkle.RangeHash], object] | None = None
+) -> merkle.RangeHash:
     """Subtree hashes of the tree of `tree_size` entries from the C2SP tiles
-    (consentry/ledger/tilestore.py): a proof costs O(log n) reads at any size."""
-    return tilestore.range_hasher(tree_size)
+    (consentry/ledger/tilestore.py): a proof costs O(log n) reads at any size, fetched
+    in two queries when `plan` says which proof will be computed. A size beyond the
+    ledger raises ValueError when its leaves are found missing."""
+    return tilestore.range_hasher(tree_size, plan)
 
 
 def inclusion_proof(index: int, tree_size: int | None = None) -> InclusionProof:
     """RFC 6962 section 2.1.1 audit path for entry `index` in the tree of `tree_size`
     entries (default: the latest signed tree head), with that size's signed tree head."""
-    if tree_size is None:
-        tree_size = latest_signed_tree_head().tree_size
-    mth = _range_hasher(tree_size)
-    path = merkle.inclusion_path(index, tree_size, mth)
-    sth = _sth_for(tree_size, mth(0, tree_size))
-    leaf = bytes(CallRecord.objects.values_list("leaf_hash", flat=True).get(index=index))
-    return InclusionProof(leaf, index, tree_size, tuple(path), sth)
+    sth = latest_signed_tree_head() if tree_size is None else _stored_sth(tree_size)
+    size = sth.tree_size if tree_size is None and sth is not None else tree_size
+    assert size is not None
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+
+    def plan(mth: merkle.RangeHash) -> list[bytes]:
+        return [mth(index, index + 1), *merkle.inclusion_path(index, size, mth)]
+
+    leaf, *path = plan(_range_hasher(size, plan))
+    if sth is None:
+        sth = _sth_for(size, _range_hasher(size)(0, size))
+    return InclusionProof(leaf, index, size, tuple(path), sth)
 
 
 def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     """RFC 6962 section 2.1.2 proof that the tree of `old_size` entries is a prefix of
     the tree of `new_size` entries (check with merkle.verify_consistency)."""
-    return merkle.consistency_path(old_size, new_size, _range_hasher(new_size))
+
+    def plan(mth: merkle.RangeHash) -> list[bytes]:
+        return merkle.consistency_path(old_size, new_size, mth)
+
+    return plan(_range_hasher(new_size, plan))
 
 
 # --- Verification ------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ state row when nothing is behind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 
 from consentry.ledger import tiles
 from consentry.ledger.merkle import RangeHash
@@ -125,27 +126,93 @@ def read_hashes(level: int, start: int, end: int) -> list[bytes]:
     return out
 
 
-def range_hasher(tree_size: int) -> RangeHash:
+_DUMMY = bytes(32)
+# Per database alias, a tree size the tiles are known to cover (they only grow), so a
+# proof needs no query for the watermark; read() catches up if the hint was stale.
+_upto_hint: dict[str, int] = {}
+
+
+def range_hasher(tree_size: int, plan: Callable[[RangeHash], object] | None = None) -> RangeHash:
     """A merkle.RangeHash for the tree of `tree_size` entries, computed from tiles: a
-    proof reads a few tiles per level, O(log n), whatever the size."""
-    if tree_size > _size():
-        raise ValueError(f"the ledger holds fewer than the {tree_size} entries asked for")
-    if tiles_upto() < tree_size // tiles.TILE_WIDTH * tiles.TILE_WIDTH:
-        catch_up_tiles()
+    proof reads a few tiles per level, O(log n), whatever the size.
+
+    With `plan` (the proof computation, e.g. `lambda mth: inclusion_path(i, n, mth)`),
+    the tiles it will need are found first by running it over placeholder hashes (the
+    shape of a proof does not depend on hash values), then fetched in at most two
+    queries: one for the level-0 tiles (leaf hashes), one for the tiles above."""
+    needed = tree_size // tiles.TILE_WIDTH * tiles.TILE_WIDTH
+    alias = connection.alias
+    if _upto_hint.get(alias, -1) < needed:
+        if tiles_upto() < needed:
+            catch_up_tiles()
+        _upto_hint[alias] = needed
     cache: dict[tuple[int, int], list[bytes]] = {}
 
+    def span(level: int, number: int) -> tuple[int, int]:
+        offset = number * tiles.TILE_WIDTH
+        return offset, offset + tiles.tile_width(tree_size, level, number)
+
+    if plan is not None:
+        wanted: set[tuple[int, int]] = set()
+
+        def record(level: int, start: int, end: int) -> list[bytes]:
+            wanted.add((level, start // tiles.TILE_WIDTH))
+            return [_DUMMY] * (end - start)
+
+        plan(tiles.tile_range_hash(record))
+        cache.update(_fetch_tiles(wanted, span))
+
     def read(level: int, start: int, end: int) -> list[bytes]:
-        # One query per tile: the proof's hashes at a level are mostly in one tile.
         number = start // tiles.TILE_WIDTH
         key = (level, number)
-        if key not in cache:
-            offset = number * tiles.TILE_WIDTH
-            width = tiles.tile_width(tree_size, level, number)
-            cache[key] = read_hashes(level, offset, offset + width)
+        lo, hi = span(level, number)
+        if len(cache.get(key, ())) != hi - lo:
+            try:
+                cache[key] = read_hashes(level, lo, hi)
+            except ValueError:
+                if level == 0:
+                    raise
+                # The hint was stale (tiles rolled back or rebuilt): catch up, once.
+                _upto_hint.pop(alias, None)
+                catch_up_tiles()
+                cache[key] = read_hashes(level, lo, hi)
         offset = number * tiles.TILE_WIDTH
-        return cache[key][start - offset : end - offset]
+        out = cache[key][start - offset : end - offset]
+        if len(out) != end - start:
+            raise ValueError(f"hashes [{start}, {end}) at level {level} are not stored")
+        return out
 
     return tiles.tile_range_hash(read)
+
+
+def _fetch_tiles(
+    wanted: set[tuple[int, int]], span: Callable[[int, int], tuple[int, int]]
+) -> dict[tuple[int, int], list[bytes]]:
+    """The tiles `wanted` (level, number), each cut to its width, in two queries."""
+    out: dict[tuple[int, int], list[bytes]] = {}
+    ground = sorted(n for level, n in wanted if level == 0)
+    if ground:
+        where = Q()
+        for n in ground:
+            lo, hi = span(0, n)
+            where |= Q(index__gte=lo, index__lt=hi)
+        for n in ground:
+            out[(0, n)] = []
+        for index, leaf in (
+            CallRecord.objects.filter(where).order_by("index").values_list("index", "leaf_hash")
+        ):
+            out[(0, index // tiles.TILE_WIDTH)].append(bytes(leaf))
+    upper = sorted(key for key in wanted if key[0] > 0)
+    if upper:
+        where = Q()
+        for level, n in upper:
+            where |= Q(level=level, number=n)
+        for level, n, blob in LedgerTile.objects.filter(where).values_list(
+            "level", "number", "hashes"
+        ):
+            lo, hi = span(level, n)
+            out[(level, n)] = tiles.split_hashes(bytes(blob))[: hi - lo]
+    return out
 
 
 def read_tile(level: int, number: int, width: int) -> bytes | None:
