@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -205,3 +206,29 @@ def test_a_tampered_checkpoint_fails(client: Client) -> None:
             verify_checkpoint(bad, vkey, origin)
     with pytest.raises(NoteError):  # signed by the ledger, but under another key name
         verify_checkpoint(note, public_vkey("someone.else/log"), origin)
+
+
+@pytest.mark.django_db
+def test_after_a_key_rotation_old_checkpoints_and_tree_heads_still_verify(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(3)
+    origin = expected_origin()
+    old_vkey = public_vkey(origin)
+    old_note = client.get("/ledger/checkpoint").content.decode()
+    retired = tmp_path / "retired.pem"
+    retired.write_bytes(signing.public_key_pem())
+    monkeypatch.setenv("CONSENTRY_LEDGER_KEY_PATH", str(tmp_path / "new_key.pem"))
+    fill(2)
+    new_vkey = public_vkey(origin)
+    assert new_vkey != old_vkey
+    new_note = client.get("/ledger/checkpoint").content.decode()
+    assert verify_checkpoint(new_note, new_vkey, origin).size == 5
+    with pytest.raises(NoteError):
+        verify_checkpoint(new_note, old_vkey, origin)
+    assert verify_checkpoint(old_note, old_vkey, origin).size == 3
+    # Tree heads signed with the old key fail verify until the old key is named retired.
+    assert not api.verify_ledger().ok
+    monkeypatch.setenv("CONSENTRY_LEDGER_RETIRED_KEYS", str(retired))
+    assert api.verify_ledger().ok
+    assert client.get("/ledger/vkey").content.decode() == f"{new_vkey}\n{old_vkey}\n"

@@ -743,7 +743,7 @@ def verify_ledger() -> VerifyReport:
 
 
 def _verify(derived: _DerivedRows) -> VerifyReport:
-    public = signing.public_key()
+    keys = [signing.public_key(), *signing.retired_public_keys()]
     sths = {
         row.tree_size: SignedTreeHead(
             row.tree_size, row.timestamp_ms, bytes(row.root_hash), bytes(row.signature)
@@ -772,7 +772,7 @@ def _verify(derived: _DerivedRows) -> VerifyReport:
 
     def check_sth(tree_size: int) -> str | None:
         sth = sths[tree_size]
-        if not signing.verify_tree_head(sth, public):
+        if not any(signing.verify_tree_head(sth, key) for key in keys):
             return f"the signed tree head at size {tree_size} has an invalid signature"
         if sth.root_hash != merkle.frontier_root(frontier):
             return (

@@ -50,11 +50,20 @@ def key_id(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + ED25519_TYPE + public).digest()[:4]
 
 
-def vkey() -> str:
-    """The verifier key of the ledger's current signing key (signed-note "Verifier keys")."""
-    name, public = origin(), _public_bytes()
+def _vkey(name: str, public: bytes) -> str:
     encoded = base64.b64encode(ED25519_TYPE + public).decode()
     return f"{name}+{key_id(name, public).hex()}+{encoded}"
+
+
+def vkey() -> str:
+    """The verifier key of the ledger's current signing key (signed-note "Verifier keys")."""
+    return _vkey(origin(), _public_bytes())
+
+
+def retired_vkeys() -> list[str]:
+    """Verifier keys of retired ledger keys: checkpoints they signed still verify."""
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    return [_vkey(origin(), key.public_bytes(*raw)) for key in signing.retired_public_keys()]
 
 
 def checkpoint_text(tree_size: int, root_hash: bytes) -> str:

@@ -2,7 +2,8 @@
 
     /ledger/checkpoint            the latest signed tree head as a signed checkpoint
     /ledger/tile/<L>/<N>[.p/<W>]  Merkle tree tiles (level 0: leaf hashes)
-    /ledger/vkey                  the verifier key of the checkpoint signature
+    /ledger/vkey                  the verifier key of the checkpoint signature (then
+                                  those of retired keys, one per line)
 
 Entry bundles (/ledger/tile/entries/...) are not served: a call record names the people
 an app read about, which is theirs to see (the privacy center), not the public's. Leaf
@@ -37,7 +38,9 @@ def checkpoint_view(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def vkey_view(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(checkpoint.vkey() + "\n", content_type=_TEXT)
+    # The current key first, then retired ones (their old checkpoints still verify).
+    lines = [checkpoint.vkey(), *checkpoint.retired_vkeys()]
+    return HttpResponse("".join(line + "\n" for line in lines), content_type=_TEXT)
 
 
 @require_GET
