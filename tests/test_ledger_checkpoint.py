@@ -39,7 +39,7 @@ class Verifier:
 
 def parse_vkey(vkey: str) -> Verifier:
     """signed-note "Verifier keys": <name>+hex(key ID)+base64(type || public key)."""
-    name, key_hex, material = vkey.split("+")
+    name, key_hex, material = vkey.split("+", 2)  # base64 may hold "+", a name may not
     raw = base64.b64decode(material, validate=True)
     if raw[:1] != b"\x01" or len(raw) != 33:
         raise NoteError("not an Ed25519 verifier key")

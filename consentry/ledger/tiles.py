@@ -95,13 +95,17 @@ def split_hashes(blob: bytes) -> list[bytes]:
     return [bytes(blob[i : i + HASH_SIZE]) for i in range(0, len(blob), HASH_SIZE)]
 
 
-def tile_range_hash(read: HashReader) -> Callable[[int, int], bytes]:
+def tile_range_hash(
+    read: HashReader, root: Callable[[Sequence[bytes]], bytes] | None = None
+) -> Callable[[int, int], bytes]:
     """A merkle.RangeHash that computes MTH(D[lo:hi]) from tile hashes.
 
     `read(level, start, end)` returns the hashes [start, end) at `level`; it is only
     asked for ranges inside one tile whose hashes exist. Ranges that are not a perfect
     aligned subtree are split as RFC 6962 section 2.1 does (largest power of two left).
+    `root` replaces perfect_root (a planning pass that only records reads skips hashing).
     """
+    combine = perfect_root if root is None else root
 
     def mth(lo: int, hi: int) -> bytes:
         n = hi - lo
@@ -110,7 +114,7 @@ def tile_range_hash(read: HashReader) -> Callable[[int, int], bytes]:
         if n & (n - 1) == 0 and lo % n == 0:
             level = (n.bit_length() - 1) // TILE_HEIGHT
             unit = TILE_WIDTH**level
-            return perfect_root(read(level, lo // unit, hi // unit))
+            return combine(read(level, lo // unit, hi // unit))
         k = split_point(n)
         return node_hash(mth(lo, lo + k), mth(lo + k, hi))
 
