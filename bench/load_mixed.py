@@ -189,6 +189,7 @@ async def load(base: str, world: list[dict[str, object]], seconds: float, concur
     rng = random.Random(7)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
+    failures: Counter[str] = Counter()
     stop_at = time.monotonic() + seconds
 
     def pick() -> tuple[str, str]:
@@ -211,15 +212,16 @@ async def load(base: str, world: list[dict[str, object]], seconds: float, concur
             try:
                 response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
                 statuses[response.status_code] += 1
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 statuses[0] += 1
+                failures[type(exc).__name__] += 1
                 continue
             latencies.append(time.perf_counter() - start)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return latencies, statuses
+    return latencies, statuses, failures
 
 
 def run(env: dict[str, str], world, args: argparse.Namespace, label: str) -> dict[str, object]:
@@ -227,7 +229,9 @@ def run(env: dict[str, str], world, args: argparse.Namespace, label: str) -> dic
     try:
         server.wait_ready()
         asyncio.run(load(server.base, world, 3, args.concurrency))  # warm-up
-        latencies, statuses = asyncio.run(load(server.base, world, args.seconds, args.concurrency))
+        latencies, statuses, failures = asyncio.run(
+            load(server.base, world, args.seconds, args.concurrency)
+        )
     finally:
         server.stop()
     latencies.sort()
@@ -240,6 +244,7 @@ def run(env: dict[str, str], world, args: argparse.Namespace, label: str) -> dic
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1) if latencies else None,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "errors": errors,
+        "transport_errors": dict(failures),
     }
     print(json.dumps(row))
     return row
@@ -261,8 +266,7 @@ def main() -> None:
     from django.db import connection
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
-    env |= {
-        "CONSENTRY_DEBUG": "1",
+    env |= {  # production mode: no debug query log
         "CONSENTRY_VAR_DIR": str(settings.VAR_DIR),
         "CONSENTRY_DATABASE_URL": os.environ["CONSENTRY_DATABASE_URL"],
         "CONSENTRY_LOG_FORMAT": "json",

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+
+def _share_metrics_between_workers() -> None:
+    """Several worker processes share their Prometheus samples through files
+    (consentry/ops/metrics.py). prometheus-client picks its storage when it is first
+    imported, which the system checks do (through the URL map) before handle() runs, so
+    this happens when this module is loaded."""
+    if "prometheus_client" in sys.modules or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    metrics_dir = settings.VAR_DIR / "prometheus" / str(os.getpid())
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+_share_metrics_between_workers()
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -36,11 +52,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
-        # Several worker processes share their Prometheus samples through files
-        # (consentry/ops/metrics.py); set before the app (and its metrics) is imported.
-        metrics_dir = settings.VAR_DIR / "prometheus" / str(os.getpid())
-        metrics_dir.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
         from gunicorn.app.base import BaseApplication
 
         from consentry.wsgi import application
