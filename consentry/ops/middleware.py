@@ -19,13 +19,13 @@ logger = logging.getLogger("consentry.request")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _META = re.compile(rb'"withheld_subjects":\s*(\d+)|"withheld_fields":\s*(\d+)')
 
-# Pages are server-rendered with no inline script; the API docs page (Swagger UI) styles
-# its elements inline, so only it may use inline styles.
+# Scripts only from this origin (pages work without JavaScript; nothing inline), never
+# framed. Inline styles are allowed: Swagger UI on /v1/docs and matplotlib's SVG charts
+# carry them, and a style cannot run code.
 CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
-CSP_DOCS = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
@@ -74,7 +74,7 @@ class OpsMiddleware:
         if endpoint.startswith("/v1/"):
             _count_withheld(response)
         response["X-Request-ID"] = rid
-        self._secure(request, response, endpoint)
+        self._secure(request, response)
         logger.info(
             "request",
             extra={
@@ -87,8 +87,8 @@ class OpsMiddleware:
         return response
 
     @staticmethod
-    def _secure(request: HttpRequest, response: HttpResponse, endpoint: str) -> None:
-        response.setdefault("Content-Security-Policy", CSP_DOCS if endpoint == "/v1/docs" else CSP)
+    def _secure(request: HttpRequest, response: HttpResponse) -> None:
+        response.setdefault("Content-Security-Policy", CSP)
         response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.setdefault("X-Content-Type-Options", "nosniff")
