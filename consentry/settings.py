@@ -51,9 +51,12 @@ INSTALLED_APPS = [
     "consentry.privacy",
     "consentry.detection",
     "consentry.incidents",
+    "consentry.ops",
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, JSON request log, latency metric, security headers.
+    "consentry.ops.middleware.OpsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -200,8 +203,16 @@ WHITENOISE_USE_FINDERS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "consentry.ops.logs.JsonFormatter"},  # one JSON object a line
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": _config.env("LOG_FORMAT", "json"),  # CONSENTRY_LOG_FORMAT=plain
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"consentry": {"level": "INFO"}},
 }

@@ -25,5 +25,9 @@ urlpatterns = [
     # Detection and incident response: /staff/alerts/, /staff/apps/..., /report, audits
     path("staff/", include("consentry.incidents.urls")),
     path("", include("consentry.incidents.public_urls")),
+    # The published ledger: /ledger/checkpoint, /ledger/tile/... (consentry.ledger.urls)
+    path("ledger/", include("consentry.ledger.urls")),
+    # Operations: /readyz, /metrics (consentry.ops.urls)
+    path("", include("consentry.ops.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -65,6 +65,7 @@ from consentry.oauth.pairwise import (
 )
 from consentry.oauth.tokens import access_token_for
 from consentry.oauth.validators import relay_address
+from consentry.ops import metrics
 from consentry.people.models import Friendship, Person, Post
 
 DEFAULT_FIELDS: tuple[str, ...] = ("id", "name")
@@ -170,6 +171,8 @@ def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]
     except BaseException:
         limits.release_subjects(caller.app_id, len(released))
         raise
+    fields = sum(mask.bit_count() for _, mask in released)
+    transaction.on_commit(lambda: metrics.count_released(len(released), fields))
 
 
 def _iso(value: Any) -> Any:

@@ -40,6 +40,7 @@ from consentry.graph.errors import (
     MESSAGES,
     GraphError,
     error_response,
+    invalid_request,
     invalid_token,
     not_found_response,
 )
@@ -161,9 +162,14 @@ def _json(body: dict[str, Any]) -> HttpResponse:
     return response
 
 
-def _begin(request: HttpRequest) -> access.Caller:
+def _begin(request: HttpRequest, *params: str) -> access.Caller:
+    """The authenticated caller, within rule 4's limits, asking with no query parameter
+    but `params` (a misspelt `limt` is refused, not silently ignored)."""
     caller: access.Caller = request.auth  # type: ignore[attr-defined]
     access.check_limits(caller)
+    if not set(request.GET).issubset(params):
+        takes = ", ".join(params) or "none"
+        raise invalid_request(f"Unknown query parameter. This endpoint takes: {takes}.")
     return caller
 
 
@@ -173,7 +179,7 @@ def _begin(request: HttpRequest) -> access.Caller:
 @api.get("/me", response={200: PersonResponse, **ERRORS}, summary="The acting person")
 def me(request: HttpRequest, fields: str | None = FIELDS) -> HttpResponse:
     """The acting person's own fields that the grant and the token cover."""
-    caller = _begin(request)
+    caller = _begin(request, "fields")
     return _json(access.read_me(caller, access.parse_fields(fields)))
 
 
@@ -187,7 +193,7 @@ def friends(
     """The acting person's friends whom the release rule lists (needs user_friends), in
     a stable order. A page covers `limit` friendships; withheld friends are counted in
     `meta.withheld_subjects`, so a page may list fewer than `limit`."""
-    caller = _begin(request)
+    caller = _begin(request, "fields", "limit", "after")
     return _json(access.read_friends(caller, access.parse_fields(fields), limit, after))
 
 
@@ -198,7 +204,7 @@ def posts(
     after: str | None = AFTER,
 ) -> HttpResponse:
     """The acting person's own posts, newest first (needs user_posts)."""
-    caller = _begin(request)
+    caller = _begin(request, "limit", "after")
     return _json(access.read_posts(caller, limit, after))
 
 
@@ -206,7 +212,7 @@ def posts(
 def person(request: HttpRequest, app_scoped_id: str, fields: str | None = FIELDS) -> HttpResponse:
     """The acting person, or one of their listed friends, by app-scoped id. Anything
     else -- unknown, not a friend, withheld, another app's id -- is the same 404."""
-    caller = _begin(request)
+    caller = _begin(request, "fields")
     return _json(access.read_person(caller, app_scoped_id, access.parse_fields(fields)))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from array import array
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from pyroaring import BitMap
 
 from consentry import config
 from consentry.grants.permissions import mask_to_fields
-from consentry.ledger import merkle, records, signing
+from consentry.ledger import merkle, records, signing, tilestore
 from consentry.ledger.models import (
     AppReach,
     CallRecord,
@@ -45,6 +45,7 @@ from consentry.ledger.models import (
 )
 from consentry.ledger.models import SignedTreeHead as SignedTreeHeadRow
 from consentry.ledger.signing import SignedTreeHead
+from consentry.ops import metrics
 
 __all__ = [
     "Disclosure",
@@ -285,6 +286,7 @@ def record_disclosure(
             ],
         )
     _head_hint[alias] = (index + 1, new_blob)
+    transaction.on_commit(metrics.ledger_appended)
     if (index + 1) % sth_interval() == 0:
         _store_sth(
             signing.sign_tree_head(
@@ -605,41 +607,58 @@ def _sth_for(tree_size: int, root: bytes) -> SignedTreeHead:
 
 def latest_signed_tree_head() -> SignedTreeHead:
     """A signed tree head for the ledger's current size, signing one if the tree grew
-    since the last."""
-    head = LedgerHead.objects.filter(pk=1).first()
-    size = head.size if head else 0
-    frontier = merkle.unpack_frontier(bytes(head.frontier)) if head else []
+    since the last. One query when it did not (the head joined with its tree head)."""
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT h.size, h.frontier, s.timestamp_ms, s.root_hash, s.signature "  # noqa: S608
+            f"FROM {q(LedgerHead._meta.db_table)} h LEFT JOIN "
+            f"{q(SignedTreeHeadRow._meta.db_table)} s ON s.tree_size = h.size WHERE h.id = 1"
+        )
+        row = cursor.fetchone()
+    if row is not None and row[2] is not None:
+        return SignedTreeHead(int(row[0]), int(row[2]), bytes(row[3]), bytes(row[4]))
+    size = int(row[0]) if row else 0
+    frontier = merkle.unpack_frontier(bytes(row[1])) if row else []
     return _sth_for(size, merkle.frontier_root(frontier))
 
 
-def _range_hasher(tree_size: int) -> merkle.RangeHash:
-    leaves = [
-        bytes(h)
-        for h in CallRecord.objects.filter(index__lt=tree_size)
-        .order_by("index")
-        .values_list("leaf_hash", flat=True)
-    ]
-    if len(leaves) != tree_size:
-        raise ValueError(f"the ledger holds {len(leaves)} of the {tree_size} entries asked for")
-    return merkle.range_hasher(leaves)
+def _range_hasher(
+    tree_size: int, plan: Callable[[merkle.RangeHash], object] | None = None
+) -> merkle.RangeHash:
+    """Subtree hashes of the tree of `tree_size` entries from the C2SP tiles
+    (consentry/ledger/tilestore.py): a proof costs O(log n) reads at any size, fetched
+    in two queries when `plan` says which proof will be computed. A size beyond the
+    ledger raises ValueError when its leaves are found missing."""
+    return tilestore.range_hasher(tree_size, plan)
 
 
 def inclusion_proof(index: int, tree_size: int | None = None) -> InclusionProof:
     """RFC 6962 section 2.1.1 audit path for entry `index` in the tree of `tree_size`
     entries (default: the latest signed tree head), with that size's signed tree head."""
-    if tree_size is None:
-        tree_size = latest_signed_tree_head().tree_size
-    mth = _range_hasher(tree_size)
-    path = merkle.inclusion_path(index, tree_size, mth)
-    sth = _sth_for(tree_size, mth(0, tree_size))
-    leaf = bytes(CallRecord.objects.values_list("leaf_hash", flat=True).get(index=index))
-    return InclusionProof(leaf, index, tree_size, tuple(path), sth)
+    sth = latest_signed_tree_head() if tree_size is None else _stored_sth(tree_size)
+    size = sth.tree_size if tree_size is None and sth is not None else tree_size
+    assert size is not None
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+
+    def plan(mth: merkle.RangeHash) -> list[bytes]:
+        return [mth(index, index + 1), *merkle.inclusion_path(index, size, mth)]
+
+    leaf, *path = plan(_range_hasher(size, plan))
+    if sth is None:
+        sth = _sth_for(size, _range_hasher(size)(0, size))
+    return InclusionProof(leaf, index, size, tuple(path), sth)
 
 
 def consistency_proof(old_size: int, new_size: int) -> list[bytes]:
     """RFC 6962 section 2.1.2 proof that the tree of `old_size` entries is a prefix of
     the tree of `new_size` entries (check with merkle.verify_consistency)."""
-    return merkle.consistency_path(old_size, new_size, _range_hasher(new_size))
+
+    def plan(mth: merkle.RangeHash) -> list[bytes]:
+        return merkle.consistency_path(old_size, new_size, mth)
+
+    return plan(_range_hasher(new_size, plan))
 
 
 # --- Verification ------------------------------------------------------------------------------
@@ -709,19 +728,31 @@ def verify_ledger() -> VerifyReport:
     the RFC 6962 hash of its record's canonical bytes, that every signed tree head's
     signature is valid and its root equals the recomputed root at its size, that the
     head row's size and frontier match, and that the derived index (SubjectDisclosure
-    rows, AppReach bitmaps) equals what the records say up to the watermark. Stops at
-    the first problem and names the entry.
+    rows, AppReach bitmaps) equals what the records say up to the watermark, and that
+    every stored tile (tilestore.py) equals the tile recomputed from the leaf hashes.
+    Stops at the first problem and names the entry.
     """
     with transaction.atomic():
         rows = _derived_rows()
         try:
-            return _verify(_DerivedRows(rows))
+            report = _verify(_DerivedRows(rows))
         finally:
             rows.close()  # closes the server-side cursor inside its transaction
+    if report.ok and (problem := tilestore.check_tiles()):
+        return VerifyReport(
+            ok=False,
+            entries=report.entries,
+            subject_records=report.subject_records,
+            signed_tree_heads=report.signed_tree_heads,
+            indexed_upto=report.indexed_upto,
+            root_hash=report.root_hash,
+            problem=problem,
+        )
+    return report
 
 
 def _verify(derived: _DerivedRows) -> VerifyReport:
-    public = signing.public_key()
+    keys = [signing.public_key(), *signing.retired_public_keys()]
     sths = {
         row.tree_size: SignedTreeHead(
             row.tree_size, row.timestamp_ms, bytes(row.root_hash), bytes(row.signature)
@@ -750,7 +781,7 @@ def _verify(derived: _DerivedRows) -> VerifyReport:
 
     def check_sth(tree_size: int) -> str | None:
         sth = sths[tree_size]
-        if not signing.verify_tree_head(sth, public):
+        if not any(signing.verify_tree_head(sth, key) for key in keys):
             return f"the signed tree head at size {tree_size} has an invalid signature"
         if sth.root_hash != merkle.frontier_root(frontier):
             return (

@@ -107,3 +107,29 @@ class AppReach(models.Model):
 
     def __str__(self) -> str:
         return f"reach of app {self.app_id} for bit {self.bit}"
+
+
+class LedgerTile(models.Model):
+    """One C2SP tlog-tiles tile at level >= 1 (consentry/ledger/tiles.py): up to 256
+    concatenated 32-byte hashes, each the root of a full tile at the level below. Full
+    tiles never change; the last tile of a level grows until it is full. Level 0 tiles
+    are the call records' leaf hashes and are not stored twice."""
+
+    pk = models.CompositePrimaryKey("level", "number")
+    level = models.SmallIntegerField()
+    number = models.BigIntegerField()
+    hashes = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"ledger tile {self.level}/{self.number}"
+
+
+class TileWatermark(models.Model):
+    """The single state row (pk 1) of the tiles: every leaf with index < `upto` (a
+    multiple of 256) is folded into the LedgerTile rows. Catch-up locks it."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    upto = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"ledger tiles up to {self.upto}"

@@ -115,6 +115,20 @@ def public_key() -> Ed25519PublicKey:
     return signing_key().public_key()
 
 
+def retired_public_keys() -> list[Ed25519PublicKey]:
+    """Public keys of earlier ledger keys (CONSENTRY_LEDGER_RETIRED_KEYS: comma-separated
+    paths of PEM public keys), kept after a key rotation so that tree heads signed
+    before it still verify (docs/deploy.md, "Key rotation")."""
+    keys = []
+    for raw in config.env("LEDGER_RETIRED_KEYS").split(","):
+        if raw.strip():
+            key = serialization.load_pem_public_key(Path(raw.strip()).read_bytes())
+            if not isinstance(key, Ed25519PublicKey):
+                raise TypeError(f"{raw.strip()} is not an Ed25519 public key")
+            keys.append(key)
+    return keys
+
+
 def public_key_pem() -> bytes:
     return public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

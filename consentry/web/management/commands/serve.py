@@ -19,6 +19,28 @@ PER_PROCESS_WARNING = (
 )
 
 
+def _share_metrics_between_workers() -> None:
+    """Several worker processes share their Prometheus samples through files
+    (consentry/ops/metrics.py). prometheus-client picks its storage when it is first
+    imported, which the system checks do (through the URL map) before handle() runs, so
+    this happens when this module is loaded."""
+    if "prometheus_client" in sys.modules or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    metrics_dir = settings.VAR_DIR / "prometheus" / str(os.getpid())
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+_share_metrics_between_workers()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)
+
+
 class Command(BaseCommand):
     help = (
         "Serve Consentry with gunicorn (static files through WhiteNoise). Applies pending "
@@ -54,9 +76,10 @@ class Command(BaseCommand):
             "workers": workers,
             "threads": opts["threads"],
             "worker_class": "gthread",
-            "accesslog": "-",
-            # The access log holds the request line only: query strings can carry codes.
-            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+            # No gunicorn access log: consentry.ops.middleware logs every request as JSON
+            # (URL pattern, status, time, request id; never a path, query or address).
+            "accesslog": None,
+            "child_exit": _child_exit,
             "timeout": 120,
             # Twice gunicorn's default: every request the Graph API documents as valid
             # (percent-encoded `fields` and `after` at their maximum length) fits.
