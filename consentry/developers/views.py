@@ -59,7 +59,9 @@ def console(request: HttpRequest) -> HttpResponse:
         return redirect("developers:console")
     now = timezone.now()
     roles = []
+    app_ids: list[int] = []
     for role in AppRole.objects.select_related("application").filter(person=person).order_by("pk"):
+        app_ids.append(role.application_id)
         profile = actions.profile_of(role.application)
         certified = profile.certified_at
         roles.append(
@@ -78,7 +80,7 @@ def console(request: HttpRequest) -> HttpResponse:
     from consentry.incidents.models import AuditRequest
 
     open_audits = AuditRequest.objects.filter(
-        app_id__in=[r["application"].pk for r in roles], answered_at__isnull=True
+        app_id__in=app_ids, answered_at__isnull=True
     ).count()
     return render(
         request,
