@@ -7,6 +7,7 @@ import dj_database_url
 
 from consentry import config as _config
 from consentry.oauth import keys as _oidc_keys
+from consentry.oauth.hashers import ClientSecretHasher as _client_secret_hasher
 
 CONFIG = _config.load()
 
@@ -110,6 +111,8 @@ AUTHENTICATION_BACKENDS = [
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    # Client secrets only (OAUTH2_PROVIDER["CLIENT_SECRET_HASHER"]); never a password.
+    "consentry.oauth.hashers.ClientSecretHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -236,6 +239,10 @@ OAUTH2_PROVIDER: dict[str, object] = {
         "user_friends": "Your friends who also use the app",
     },
     "DEFAULT_SCOPES": ["openid", "profile"],
+    # Client secrets are 128 random characters: a fast salted hash (consentry.oauth.hashers),
+    # argon2 stays for people's passwords; older argon2 secrets are upgraded on use.
+    # An instance, not a name: it works whatever PASSWORD_HASHERS says (tests swap them).
+    "CLIENT_SECRET_HASHER": _client_secret_hasher(),
 }
 # Client authentication failures tolerated per client id before the token endpoint refuses
 # that client for CLIENT_AUTH_LOCKOUT_SECONDS (client secret guessing, RFC 9700 4.x).

@@ -17,6 +17,7 @@ from django.utils import timezone
 from consentry.grants.models import GRANT_LIFETIME, Consent, ConsentPermission
 from consentry.grants.permissions import PERMISSIONS, mask_to_permissions, permissions_to_mask
 from consentry.oauth.models import AccessToken, Application, RefreshToken
+from consentry.oauth.tokens import forget_tokens
 from consentry.people.models import Person
 
 EMAIL_CHOICES = ("real", "relay")
@@ -113,6 +114,7 @@ def do_grant_consent(
                 row.granted_at = now
                 row.purpose_shown = purposes_shown.get(scope, row.purpose_shown)
                 row.save(update_fields=["revoked_at", "granted_at", "purpose_shown"])
+        forget_tokens(consent_ids=[consent.pk])
     return consent
 
 
@@ -131,6 +133,7 @@ def do_revoke_consent(consent: Consent) -> None:
             revoked_at=now
         )
         _invalidate_tokens(consent.person_id, consent.application_id, now)
+        forget_tokens(consent_ids=[consent.pk])
     consent.revoked_at = now
     consent.permission_mask = 0
 
@@ -149,6 +152,7 @@ def do_revoke_permission(consent: Consent, permission: str) -> None:
         ConsentPermission.objects.filter(
             consent=consent, permission=permission, revoked_at__isnull=True
         ).update(revoked_at=now)
+        forget_tokens(consent_ids=[consent.pk])
         remaining = ConsentPermission.objects.filter(
             consent=consent, revoked_at__isnull=True
         ).values_list("permission", flat=True)
@@ -185,6 +189,7 @@ def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None
     Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True, expires_at__gt=now).update(
         last_used_at=now, expires_at=now + GRANT_LIFETIME
     )
+    forget_tokens(consent_ids=[consent.pk])  # cached token facts carry the old times
     consent.last_used_at = now
     consent.expires_at = now + GRANT_LIFETIME
 

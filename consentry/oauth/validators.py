@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
+from django.contrib.auth.hashers import identify_hasher, make_password
 from django.core.cache import cache
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -34,6 +35,8 @@ from consentry.grants.actions import active_permissions, consent_for, do_record_
 from consentry.grants.models import Consent
 from consentry.grants.permissions import PERMISSIONS
 from consentry.graph.release import AppFacts, passed_review
+from consentry.oauth.hashers import ALGORITHM as CLIENT_SECRET_ALGORITHM
+from consentry.oauth.hashers import ClientSecretHasher
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.oauth.tokens import access_token_for
@@ -48,6 +51,28 @@ def relay_address(application_id: int, person_id: int) -> str:
     """The per-app relay address: unique to this person and app, useless elsewhere."""
     host = urlsplit(settings.PUBLIC_URL).hostname or "localhost"
     return f"{app_scoped_id(application_id, person_id)}@relay.{host}"
+
+
+def needs_upgrade(stored_secret: str) -> bool:
+    """A client secret hashed with anything but CLIENT_SECRET_HASHER (the argon2 of
+    earlier versions); a secret stored in plain on purpose (hash_client_secret=False)
+    stays as it is."""
+    if stored_secret.startswith(CLIENT_SECRET_ALGORITHM + "$"):
+        return False
+    try:
+        identify_hasher(stored_secret)
+    except ValueError:
+        return False
+    return True
+
+
+def upgrade_client_secret(client: Application, secret: str) -> None:
+    """Re-store a client secret that just verified with the fast client-secret hash
+    (consentry.oauth.hashers); guarded, so a concurrent reset of the secret wins."""
+    old = client.client_secret
+    new = make_password(secret, hasher=ClientSecretHasher())
+    if Application.objects.filter(pk=client.pk, client_secret=old).update(client_secret=new):
+        client.client_secret = new
 
 
 def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
@@ -74,13 +99,25 @@ class ConsentryValidator(OAuth2Validator):
         key = "consentry:client-auth-failures:" + hashlib.sha256(client_id.encode()).hexdigest()
         if client_id and cache.get(key, 0) >= settings.CLIENT_AUTH_FAILURE_LIMIT:
             return False
+        self._secret_to_upgrade: str | None = None
         ok = bool(super().authenticate_client(request, *args, **kwargs))
+        if ok and self._secret_to_upgrade is not None:
+            upgrade_client_secret(request.client, self._secret_to_upgrade)
         if not ok and client_id:
             cache.add(key, 0, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
             try:
                 cache.incr(key)
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
+        return ok
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        if stored_secret.startswith(CLIENT_SECRET_ALGORITHM + "$"):
+            # Directly: it needs no entry in PASSWORD_HASHERS to verify.
+            return ClientSecretHasher().verify(provided_secret, stored_secret)
+        ok = bool(super()._check_secret(provided_secret, stored_secret))
+        if ok and needs_upgrade(stored_secret):
+            self._secret_to_upgrade = provided_secret
         return ok
 
     def _attempted_client_id(self, request: Request) -> str:

@@ -3,12 +3,11 @@ django-oauth-toolkit: the consent screen and token introspection."""
 
 from __future__ import annotations
 
-import calendar
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -17,7 +16,6 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
-from oauth2_provider.views import oidc as dot_oidc
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -33,7 +31,7 @@ from consentry.grants.models import Consent
 from consentry.oauth.consent import ConsentPlan, plan_consent
 from consentry.oauth.models import Application
 from consentry.oauth.pairwise import app_scoped_id
-from consentry.oauth.tokens import access_token_for
+from consentry.oauth.tokens import usable_token_facts
 from consentry.oauth.validators import ConsentryValidator, relay_address
 from consentry.people.models import Person
 
@@ -215,18 +213,18 @@ class IntrospectView(View):
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
             return response
         raw = request.POST.get("token", "")
-        token = access_token_for(raw) if raw else None
-        if token is None or token.application_id != client.pk:
+        facts = usable_token_facts(raw)
+        if facts is None or facts.app_id != client.pk:
             return JsonResponse({"active": False})
         return JsonResponse(
             {
                 "active": True,
-                "scope": token.scope,
+                "scope": facts.scope,
                 "client_id": client.client_id,
                 "token_type": "Bearer",
-                "exp": calendar.timegm(token.expires.utctimetuple()),
-                "iat": calendar.timegm(token.created.utctimetuple()),
-                "sub": app_scoped_id(client.pk, token.user_id),
+                "exp": int(facts.expires.timestamp()),
+                "iat": int(facts.created.timestamp()),
+                "sub": app_scoped_id(client.pk, facts.person_id),
             }
         )
 
@@ -270,19 +268,70 @@ class DiscoveryView(ConnectDiscoveryInfoView):
 
 
 @method_decorator(csrf_exempt, name="dispatch")
-class UserInfoView(dot_oidc.UserInfoView):
-    """OpenID Connect UserInfo. Refuses an access token in the query string (RFC 6750 2.3
-    is forbidden by RFC 9700 4.3.2); django-oauth-toolkit only checks that elsewhere."""
+class UserInfoView(View):
+    """OpenID Connect Core 5.3 UserInfo, GET or POST with the access token as a bearer
+    token in the Authorization header (RFC 6750 2.1). A token in the query string is
+    refused (RFC 6750 2.3 is forbidden by RFC 9700 4.3.2). The token check is the read
+    path's (consentry.oauth.tokens: one lean query, or none with Redis) plus one query
+    for the claims; `sub` is the app-scoped id; the claims follow the token's scopes
+    (ConsentryValidator.oidc_claim_scope) and the consent's email choice."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    http_method_names = ["get", "post"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if "access_token" in request.GET:
-            response = JsonResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "Send the access token in the Authorization header.",
-                },
-                status=400,
+            return _bearer_error(
+                400, "invalid_request", "Send the access token in the Authorization header."
             )
-            response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
-            return response
         return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._claims(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return self._claims(request)
+
+    def _claims(self, request: HttpRequest) -> HttpResponse:
+        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            response = JsonResponse({"error": "invalid_request"}, status=401)
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+        facts = usable_token_facts(raw.strip())
+        if facts is None:
+            return _bearer_error(401, "invalid_token", "The access token is not valid.")
+        scopes = facts.scopes
+        if "openid" not in scopes:
+            return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
+        claims: dict[str, Any] = {"sub": app_scoped_id(facts.app_id, facts.person_id)}
+        wanted = [
+            claim
+            for claim, scope in ConsentryValidator.oidc_claim_scope.items()
+            if scope in scopes and claim != "sub"
+        ]
+        if wanted:
+            name, picture, email = (
+                Person.objects.filter(pk=facts.person_id)
+                .values_list("name", "picture", "email")
+                .get()
+            )
+            if facts.email_choice == "relay":
+                email = relay_address(facts.app_id, facts.person_id)
+            values = {
+                "name": name,
+                "picture": picture,
+                "email": email,
+                "email_verified": True,
+            }
+            claims.update((claim, values[claim]) for claim in wanted)
+        response = JsonResponse(claims)
+        response["Cache-Control"] = "no-store"
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
+def _bearer_error(status: int, error: str, description: str) -> HttpResponse:
+    """An RFC 6750 3.1 error: the code in the body and in WWW-Authenticate."""
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
+    return response
