@@ -4,9 +4,10 @@ django-oauth-toolkit: the consent screen and token introspection."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import orjson
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -15,7 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.exceptions import OAuthToolkitError
-from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView, JwksInfoView
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -246,9 +248,27 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
 
 class DiscoveryView(ConnectDiscoveryInfoView):
     """OpenID Connect Discovery 1.0 (`/.well-known/openid-configuration`): django-oauth-
-    toolkit's document, corrected to advertise only what this server accepts."""
+    toolkit's document, corrected to advertise only what this server accepts. Built once
+    per site address and then served as bytes."""
+
+    _documents: ClassVar[dict[str, tuple[bytes, dict[str, str]]]] = {}
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        site = request.build_absolute_uri("/")
+        cached = self._documents.get(site)
+        if cached is None:
+            cached = self._build(request, *args, **kwargs)
+            if len(self._documents) < 16:  # one per address the site answers to
+                self._documents[site] = cached
+        body, headers = cached
+        response = HttpResponse(body, content_type="application/json")
+        for header, value in headers.items():
+            response[header] = value
+        return response
+
+    def _build(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> tuple[bytes, dict[str, str]]:
         response = super().get(request, *args, **kwargs)
         data = json.loads(response.content)
         data["id_token_signing_alg_values_supported"] = ["RS256"]
@@ -260,11 +280,39 @@ class DiscoveryView(ConnectDiscoveryInfoView):
         data["revocation_endpoint"] = request.build_absolute_uri(
             reverse("oauth2_provider:revoke-token")
         )
-        fixed = JsonResponse(data)
-        for header in ("Access-Control-Allow-Origin", "Cache-Control"):
-            if header in response:
-                fixed[header] = response[header]
-        return fixed
+        headers = {
+            header: response[header]
+            for header in ("Access-Control-Allow-Origin", "Cache-Control")
+            if header in response
+        }
+        return orjson.dumps(data), headers
+
+
+class JwksView(JwksInfoView):
+    """The JWKS (RFC 7517) of the ID token signing keys: django-oauth-toolkit's document,
+    computed once per key configuration (it parses every PEM key on each call)."""
+
+    _documents: ClassVar[dict[tuple[str, ...], tuple[bytes, dict[str, str]]]] = {}
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        keys = (
+            oauth2_settings.OIDC_RSA_PRIVATE_KEY,
+            *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE,
+        )
+        cached = self._documents.get(keys)
+        if cached is None:
+            response = super().get(request, *args, **kwargs)
+            headers = {
+                h: response[h]
+                for h in ("Access-Control-Allow-Origin", "Cache-Control")
+                if h in response
+            }
+            cached = self._documents[keys] = (response.content, headers)
+        body, headers = cached
+        response = HttpResponse(body, content_type="application/json")
+        for header, value in headers.items():
+            response[header] = value
+        return response
 
 
 @method_decorator(csrf_exempt, name="dispatch")
