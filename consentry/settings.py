@@ -107,6 +107,9 @@ if CONFIG.redis_url:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Bearer token facts cached in the shared Redis for this long (consentry.oauth.tokens:
+# revocations still count from the next request on); 0 = ask the database every time.
+TOKEN_CACHE_SECONDS = 300 if CONFIG.redis_url else 0
 
 # --- People and authentication ----------------------------------------------------------
 AUTH_USER_MODEL = "people.Person"

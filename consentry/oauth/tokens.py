@@ -183,6 +183,12 @@ def cache_seconds() -> int:
     return int(getattr(settings, "TOKEN_CACHE_SECONDS", 0))
 
 
+def _generation_seconds() -> int:
+    """Generations outlive every entry cached under them; one that expired reads as
+    changed, so letting them expire is safe and keeps Redis from collecting them."""
+    return max(3600, 2 * cache_seconds())
+
+
 def _generation_keys(consent_id: int | None, app_id: int, person_id: int) -> list[str]:
     return [
         f"{GENERATION_PREFIX}c:{consent_id}",
@@ -197,7 +203,7 @@ def _current_generations(keys: list[str]) -> list[str]:
     found = cache.get_many(keys)
     for key in keys:
         if key not in found:
-            cache.add(key, secrets.token_hex(8), timeout=None)
+            cache.add(key, secrets.token_hex(8), timeout=_generation_seconds())
     missing = [k for k in keys if k not in found]
     if missing:
         found.update(cache.get_many(missing))
@@ -287,7 +293,7 @@ def forget_tokens(
         return
 
     def replace() -> None:
-        cache.set_many({k: secrets.token_hex(8) for k in keys}, timeout=None)
+        cache.set_many({k: secrets.token_hex(8) for k in keys}, timeout=_generation_seconds())
 
     replace()
     if connection.in_atomic_block:
