@@ -86,6 +86,8 @@ DATABASES = {
     "default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, with write transactions queued in process (consentry/db/sqlite3).
+    DATABASES["default"]["ENGINE"] = "consentry.db.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the single writer; IMMEDIATE takes the write lock at
         # BEGIN so concurrent writers queue on busy_timeout instead of failing mid-way.
