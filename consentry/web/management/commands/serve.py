@@ -1,4 +1,9 @@
-"""`consentry serve`: run the site under gunicorn, the production WSGI server."""
+"""`consentry serve`: run the site under a production WSGI server: granian (Rust HTTP
+server) by default, gunicorn's threaded worker with `--server gunicorn`.
+
+Granian was picked by the numbers (issue "Performance", measured on one machine with
+wrk, 8 connections, alternating rounds): /healthz 2.5x, /v1/me 1.4x and /v1/me/friends
+1.25x gunicorn gthread's requests per second, with the same processes and threads."""
 
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 class Command(BaseCommand):
     help = (
-        "Serve Consentry with gunicorn (static files through WhiteNoise). Applies pending "
-        "migrations first unless --no-migrate. With SQLite one worker process with threads is "
-        "used; with PostgreSQL, --workers processes."
+        "Serve Consentry with granian (or --server gunicorn; static files through "
+        "WhiteNoise). Applies pending migrations first unless --no-migrate. With SQLite one "
+        "worker process with threads is used; with PostgreSQL, --workers processes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,17 +29,41 @@ class Command(BaseCommand):
             "--workers", type=int, default=0, help="default: 1 on SQLite, 2 x cores on PostgreSQL"
         )
         parser.add_argument("--threads", type=int, default=8)
+        parser.add_argument("--server", choices=["granian", "gunicorn"], default="granian")
         parser.add_argument("--no-migrate", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        workers = opts["workers"] or (1 if sqlite else 2 * (os.cpu_count() or 1))
+        self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
+        if opts["server"] == "granian":
+            self._granian(opts, workers)
+        else:
+            self._gunicorn(opts, workers)
+
+    def _granian(self, opts: dict[str, Any], workers: int) -> None:
+        from granian import Granian
+        from granian.constants import Interfaces
+
+        Granian(
+            "consentry.wsgi:application",
+            address=opts["host"],
+            port=opts["port"],
+            interface=Interfaces.WSGI,
+            workers=workers,
+            blocking_threads=opts["threads"],
+            log_access=True,
+            # The path without the query string: query strings can carry codes.
+            log_access_format='%(addr)s "%(method)s %(path)s" %(status)d %(dt_ms).1fms',
+        ).serve()
+
+    def _gunicorn(self, opts: dict[str, Any], workers: int) -> None:
         from gunicorn.app.base import BaseApplication
 
         from consentry.wsgi import application
 
-        sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
-        workers = opts["workers"] or (1 if sqlite else 2 * (os.cpu_count() or 1))
         options = {
             "bind": f"{opts['host']}:{opts['port']}",
             "workers": workers,
@@ -54,5 +83,4 @@ class Command(BaseCommand):
             def load(self) -> Any:
                 return application
 
-        self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
         Server().run()
