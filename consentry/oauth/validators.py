@@ -239,11 +239,15 @@ class ConsentryValidator(OAuth2Validator):
             return False
         rt = request.refresh_token_instance
         consent = consent_for(rt.user_id, client.pk)
+        request.consentry_consent = consent  # the same row _save_bearer_token needs
         return bool(active_permissions(consent)) and client.is_usable_by(rt.user_id)
 
     def _consent_for_request(self, request: Request) -> Consent | None:
         cached = getattr(request, "consentry_consent", None)
-        if cached is None:
+        if cached is None or (cached.person_id, cached.application_id) != (
+            request.user.pk,
+            request.client.pk,
+        ):
             cached = consent_for(request.user.pk, request.client.pk)
             request.consentry_consent = cached
         return cached
@@ -297,7 +301,7 @@ class ConsentryValidator(OAuth2Validator):
     def get_claim_dict(self, request: Request) -> dict[str, Any]:
         person = request.user
         app = request.client
-        consent = consent_for(person.pk, app.pk)
+        consent = self._consent_for_request(request)
         relay = consent is not None and consent.email_choice == "relay"
         return {
             "sub": app_scoped_id(app.pk, person.pk),
