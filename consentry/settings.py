@@ -33,6 +33,11 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "ninja",  # serves the Graph API docs page's assets locally (no CDN)
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_tasks",
+    "django_tasks_db",
+    *(["django_rq"] if CONFIG.redis_url else []),
     "consentry.people",
     "consentry.accounts",
     "consentry.oauth",
@@ -41,6 +46,8 @@ INSTALLED_APPS = [
     "consentry.graph",
     "consentry.world",
     "consentry.web",
+    "consentry.notices",
+    "consentry.staff",
 ]
 
 # consentry.web.middleware.X is Django's X, skipped on machine endpoints
@@ -54,7 +61,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "consentry.web.middleware.CsrfViewMiddleware",
     "consentry.web.middleware.AuthenticationMiddleware",
+    # Marks request.user.is_verified() once a staff member passed their TOTP check.
+    "consentry.web.middleware.OTPMiddleware",
     "consentry.web.middleware.MessageMiddleware",
+    "consentry.oauth.edge.OAuthEdgeMiddleware",  # bad input on /oauth/ is a 400, not a 500
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it watches the outcome of authentication.
     "axes.middleware.AxesMiddleware",
@@ -105,6 +115,8 @@ if CONFIG.redis_url:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
+            # Lets several deployments (or test runs) share one Redis database.
+            "KEY_PREFIX": _config.env("CACHE_PREFIX"),
         }
     }
 else:
@@ -112,6 +124,24 @@ else:
 # Bearer token facts cached in the shared Redis for this long (consentry.oauth.tokens:
 # revocations still count from the next request on); 0 = ask the database every time.
 TOKEN_CACHE_SECONDS = 300 if CONFIG.redis_url else 0
+
+# --- Background work: Django's Tasks API (django-tasks backport) ------------------------
+# The database backend by default (a worker thread inside `consentry serve`, or
+# `consentry worker`); RQ on Redis when CONSENTRY_REDIS_URL is set.
+if CONFIG.redis_url:
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": CONFIG.redis_url, "DEFAULT_TIMEOUT": 3600}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+# --- Email: notices also go out by mail. Console by default; SMTP from CONSENTRY_EMAIL_URL
+# (smtp://user:password@host:587 or smtps://... for TLS on connect).
+EMAIL_BACKEND, _email = _config.email_settings(_config.env("EMAIL_URL"))
+globals().update(_email)
+DEFAULT_FROM_EMAIL = _config.env("EMAIL_FROM", "Consentry <no-reply@localhost>")
+
+# --- Second factor for staff (django-otp, TOTP) -----------------------------------------
+OTP_TOTP_ISSUER = "Consentry"
 
 # --- People and authentication ----------------------------------------------------------
 AUTH_USER_MODEL = "people.Person"
@@ -234,8 +264,8 @@ OAUTH2_PROVIDER: dict[str, object] = {
     "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
-    # A valid id_token_hint from the app is enough to sign the person out here.
-    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    # The person is always asked before an app signs them out (RP-Initiated Logout 1.0 2).
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,  # signing out is not revoking consent
     "SCOPES": {
         "openid": "Sign you in",
@@ -255,10 +285,12 @@ OAUTH2_PROVIDER: dict[str, object] = {
     # An instance, not a name: it works whatever PASSWORD_HASHERS says (tests swap them).
     "CLIENT_SECRET_HASHER": _client_secret_hasher(),
 }
-# Client authentication failures tolerated per client id before the token endpoint refuses
-# that client for CLIENT_AUTH_LOCKOUT_SECONDS (client secret guessing, RFC 9700 4.x).
-CLIENT_AUTH_FAILURE_LIMIT = 10
-CLIENT_AUTH_LOCKOUT_SECONDS = 900
+# Failed client authentication is throttled per (client id, source address), never per
+# client id alone (consentry/oauth/throttle.py): after CLIENT_AUTH_FREE_FAILURES failures
+# each one delays that pair 1, 2, 4, ... seconds (429 + Retry-After), up to the maximum.
+CLIENT_AUTH_FREE_FAILURES = 5
+CLIENT_AUTH_MAX_DELAY_SECONDS = 300
+CLIENT_AUTH_FAILURE_WINDOW_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 
 # --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------

@@ -161,3 +161,35 @@ def test_local_app_on_a_loopback_address_gets_its_code(live_server, make_person)
     params = redirect_params(returned[-1])
     assert params["state"] == "st-2"
     assert params["code"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "button"),
+    [
+        ("en-US", "Sign out of Consentry?", "Sign out"),
+        ("nl-NL", "Afmelden bij Consentry?", "Afmelden"),
+    ],
+)
+def test_logout_asks_before_signing_out(
+    live_server, make_person, tmp_path, locale, heading, button
+):
+    """RP-initiated logout shows a confirmation page, in the person's language, and
+    signs out only when they press the button."""
+    person = make_person(email=f"finn-{locale}@example.test", password=PASSWORD)
+    email = person.email
+    with chromium() as browser:
+        page = browser.new_context(locale=locale).new_page()
+        page.goto(live_server.url + "/accounts/login/")
+        page.fill("input[name=username]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]:not(.link)")
+        page.goto(live_server.url + "/oauth/logout/")
+        page.wait_for_selector("#logout-form")
+        shown = page.inner_text("h1")
+        page.screenshot(path=str(tmp_path / f"logout-{locale}.png"), full_page=True)
+        page.click(f"#logout-form button[name=allow]:has-text('{button}')")
+        page.wait_for_url(live_server.url + "/")
+        page.goto(live_server.url + "/oauth/logout/")
+        signed_out = page.url
+    assert shown == heading
+    assert signed_out == live_server.url + "/"  # nobody to sign out: straight home

@@ -12,7 +12,7 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from jwcrypto import jwk, jwt
-from requests_oauth2client import OAuth2Client
+from requests_oauth2client import AuthorizationRequest, AuthorizationResponseError, OAuth2Client
 
 from consentry.oauth.pairwise import app_scoped_id
 from tests.oauth_flow import REDIRECT_URI, cheap_argon2, make_app  # noqa: F401
@@ -27,7 +27,9 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-def browser_authorize(authorize_url: str, email: str, *, untick: tuple[str, ...] = ()) -> str:
+def browser_authorize(
+    authorize_url: str, email: str, *, untick: tuple[str, ...] = (), decision: str = "allow"
+) -> str:
     """Play the person's browser: follow to the login page, sign in, allow on the consent
     screen. Returns the redirect back to the app (never followed: it is the app's URL)."""
     browser = requests.Session()
@@ -51,7 +53,7 @@ def browser_authorize(authorize_url: str, email: str, *, untick: tuple[str, ...]
         response.url,
         data={
             "csrfmiddlewaretoken": csrf_token(response.text),
-            "decision": "allow",
+            "decision": decision,
             "permission": [p for p in permissions if p not in untick],
         },
         headers={"Referer": response.url},
@@ -154,3 +156,30 @@ def test_requests_oauth2client_full_flow(live_server, person):
 
     client.revoke_refresh_token(refreshed.refresh_token)  # RFC 7009; drops its access token
     assert client.introspect_token(refreshed.access_token)["active"] is False
+
+
+def test_requests_oauth2client_checks_iss_on_a_denial_too(live_server, person):
+    """RFC 9207: the error redirect names the issuer, so a client that requires `iss`
+    reads a denial as a denial, not as a mix-up attack."""
+    app, secret = make_app(name="RO2C denied")
+    discovery = urljoin(live_server.url, "/.well-known/openid-configuration")
+    client = OAuth2Client.from_discovery_endpoint(
+        discovery, auth=(app.client_id, secret), redirect_uri=REDIRECT_URI, testing=True
+    )
+    meta = requests.get(discovery, timeout=10).json()
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    # OAuth2Client.authorization_request() does not pass that flag on, so the request is
+    # built directly with `iss` required, as discovery says.
+    request = AuthorizationRequest(
+        authorization_endpoint=str(client.authorization_endpoint),
+        client_id=app.client_id,
+        redirect_uri=REDIRECT_URI,
+        scope="openid profile",
+        issuer=client.issuer,
+        authorization_response_iss_parameter_supported=True,
+    )
+    callback = browser_authorize(str(request.uri), person.email, decision="deny")
+    with pytest.raises(AuthorizationResponseError) as refused:
+        request.validate_callback(callback)
+    assert refused.type is AuthorizationResponseError  # not MissingIssuer, MismatchingIssuer
+    assert refused.value.error == "access_denied"

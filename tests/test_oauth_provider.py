@@ -321,14 +321,18 @@ def test_rp_initiated_logout_signs_the_person_out(make_person):
     app, _ = make_app()
     client = Client()
     tokens = obtain_token(client, person, app, ["openid", "profile"])
-    response = client.get(
-        "/oauth/logout/",
-        {
-            "id_token_hint": tokens["id_token"],
-            "post_logout_redirect_uri": "https://app.example.test/callback",
-            "client_id": app.client_id,
-        },
-    )
+    params = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": "https://app.example.test/callback",
+        "client_id": app.client_id,
+    }
+    # The person is asked first (OpenID Connect RP-Initiated Logout 1.0 section 2) ...
+    page = client.get("/oauth/logout/", params)
+    assert page.status_code == 200
+    assert 'id="logout-form"' in page.content.decode()
+    assert "_auth_user_id" in client.session
+    # ... and signed out only when they confirm.
+    response = client.post("/oauth/logout/", {**params, "allow": "1"})
     assert response.status_code == 302
     assert response["Location"].startswith("https://app.example.test/callback")
     assert "_auth_user_id" not in client.session

@@ -25,6 +25,7 @@ from functools import wraps
 from typing import Any
 
 import orjson
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Schema
@@ -33,6 +34,7 @@ from ninja.params.functions import Query as QueryParam
 from ninja.security import HttpBearer
 
 from consentry.graph import access
+from consentry.graph.cursor import MAX_CURSOR_LENGTH
 from consentry.graph.errors import (
     MESSAGES,
     GraphError,
@@ -143,7 +145,9 @@ FIELDS = QueryParam(
 )
 FRIENDS_LIMIT = QueryParam(access.DEFAULT_PAGE, ge=1, le=access.MAX_PAGE)
 POSTS_LIMIT = QueryParam(access.DEFAULT_POSTS_PAGE, ge=1, le=access.MAX_POSTS_PAGE)
-AFTER = QueryParam(None, description="The `paging.next` cursor of the previous page.")
+AFTER = QueryParam(
+    None, description="The `paging.next` cursor of the previous page.", max_length=MAX_CURSOR_LENGTH
+)
 
 
 def _json(body: dict[str, Any]) -> HttpResponse:
@@ -249,6 +253,16 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(status, "invalid_request" if status == 400 else "error")
 
 
+@api.exception_handler(SuspiciousOperation)
+@api.exception_handler(BadRequest)
+def _bad_request(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Django's refusals of a malformed request (too many parameters, a body too large,
+    a bad multipart body ...) are the client's error, not the server's: 400, logged
+    below ERROR and without request data."""
+    logger.info("graph request refused: %s", type(exc).__name__)
+    return error_response(400, "invalid_request", "The request is malformed or too large.")
+
+
 @api.exception_handler(Exception)
 def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     # The message names the failure, never request data: no tokens or personal data in logs.
@@ -257,16 +271,44 @@ def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 def json_method_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Wrap a ninja path view so that its plain-text 405 takes the error shape."""
+    """Wrap a ninja path view so that its plain-text 405 takes the error shape, HEAD is
+    answered, and a repeated query parameter is refused whichever copy is bad."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            repeated = [name for name, values in request.GET.lists() if len(values) > 1]
+        except (SuspiciousOperation, BadRequest) as exc:
+            return _bad_request(request, exc)
+        if repeated:
+            # Last-wins would let `fields=name&fields=bogus` and its reverse disagree.
+            name = repeated[0][:40]
+            return error_response(400, "invalid_request", f"Parameter {name!r} is repeated.")
+        if request.method == "HEAD":
+            return _head(view, request, *args, **kwargs)
         response = view(request, *args, **kwargs)
         if response.status_code == 405:
             return error_response(405, "method_not_allowed", headers={"Allow": response["Allow"]})
         return response
 
     return wrapped
+
+
+def _head(
+    view: Callable[..., HttpResponse], request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """HEAD is GET without the body (RFC 9110 9.3.2). Its status and headers still tell
+    the app something (that a friend is listed, say), so it is read, limited and
+    ledgered exactly like the GET it stands for."""
+    request.method = "GET"
+    try:
+        response = view(request, *args, **kwargs)
+    finally:
+        request.method = "HEAD"
+    length = len(response.content)
+    response.content = b""
+    response["Content-Length"] = str(length)
+    return response
 
 
 @csrf_exempt

@@ -44,6 +44,20 @@ class Application(dot.AbstractApplication):
         obtain or use tokens at all (SPEC.md rule 1)."""
         return self.status in (AppStatus.LIVE, AppStatus.DEVELOPMENT)
 
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        """Exact string comparison with a registered URI (RFC 9700 2.1, OpenID Connect
+        Core 3.1.2.1). RFC 8252 7.3's "any port" on loopback is meant for native (public)
+        clients; every Consentry client is confidential, so it gets none."""
+        if self.client_type == self.CLIENT_CONFIDENTIAL:
+            return uri in self.redirect_uris.split()
+        return bool(super().redirect_uri_allowed(uri))
+
+    def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
+        """Exact comparison, as for redirect_uri_allowed."""
+        if self.client_type == self.CLIENT_CONFIDENTIAL:
+            return uri in self.post_logout_redirect_uris.split()
+        return bool(super().post_logout_redirect_uri_allowed(uri))
+
     def is_usable_by(self, person_id: int, member_ids: set[int] | None = None) -> bool:
         """Rule 1, first half (consentry.graph.release.app_usable) for `person_id`."""
         if self.status != AppStatus.DEVELOPMENT:

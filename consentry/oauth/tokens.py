@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from consentry.graph.release import app_usable
 from consentry.oauth.models import AccessToken, Application
+from consentry.people.models import Person
 
 MAX_TOKEN_LENGTH = 512
 ENTRY_PREFIX = "consentry:token:"
@@ -101,7 +102,6 @@ class TokenFacts:
 
 def _sql() -> str:
     from consentry.grants.models import Consent
-    from consentry.people.models import Person
 
     q = connection.ops.quote_name
     t, a = q(AccessToken._meta.db_table), q(Application._meta.db_table)
@@ -264,6 +264,19 @@ def access_token_for(raw: str) -> AccessToken | None:
         .filter(pk=facts.token_id)
         .first()
     )
+
+
+def token_holder_may_act(application: Application, person: Person | None) -> bool:
+    """Whether `application` may still act for `person` with a token or code it holds:
+    the person's account is active, and the app is live or in development with the
+    person holding a role on it (SPEC.md rule 1, consentry.graph.release.app_usable).
+
+    The one check every token use shares: TokenFacts.usable() asks the same of the lean
+    query's columns (the Graph API, userinfo, introspection); refresh-token validation and
+    the code exchange ask it here (consentry.oauth.validators)."""
+    if person is None or not person.is_active:
+        return False
+    return application.is_usable_by(person.pk)
 
 
 # --- invalidation ------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from consentry.oauth import views
 
 endpoints: list[URLPattern | URLResolver] = [
     path("oauth/authorize/", views.ConsentView.as_view(), name="authorize"),
-    path("oauth/token/", dot.TokenView.as_view(), name="token"),
-    path("oauth/revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
+    path("oauth/token/", views.TokenView.as_view(), name="token"),
+    path("oauth/revoke/", views.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/introspect/", views.IntrospectView.as_view(), name="introspect"),
     path("oauth/userinfo/", views.UserInfoView.as_view(), name="user-info"),
-    path("oauth/logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("oauth/logout/", views.LogoutView.as_view(), name="rp-initiated-logout"),
     path("oauth/jwks/", views.JwksView.as_view(), name="jwks-info"),
     # RFC 8414 and OpenID Connect Discovery 1.0 (no trailing slash, as the specs say).
     path(

@@ -11,8 +11,8 @@ django-oauth-toolkit's validator with these changes:
   than its active permissions; refresh fails once the consent is revoked or expired;
 - `sub` and every other person id are pairwise per app (OpenID Connect Core 8.1), the
   `email` claim is the real address or a per-app relay address, as the person chose;
-- client authentication failures are counted per client id and, past a limit, the client
-  is refused for a while even with the right secret (guessing, RFC 6749 10.10).
+- client authentication failures are throttled per (client id, source address) with
+  growing delays (consentry.oauth.throttle), never by refusing a correct secret.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
-from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
@@ -33,13 +34,15 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
 from consentry.grants.models import Consent
-from consentry.grants.permissions import PERMISSIONS
+from consentry.grants.permissions import PERMISSIONS, fields_to_mask
 from consentry.graph.release import AppFacts, passed_review
+from consentry.ledger.api import record_disclosure
+from consentry.oauth import throttle
 from consentry.oauth.hashers import ALGORITHM as CLIENT_SECRET_ALGORITHM
 from consentry.oauth.hashers import ClientSecretHasher
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
-from consentry.oauth.tokens import access_token_for
+from consentry.oauth.tokens import access_token_for, token_checksum, token_holder_may_act
 
 
 def code_hash(code: str) -> str:
@@ -83,6 +86,47 @@ def disallowed_permissions(application: Application, scopes: set[str]) -> set[st
     return {s for s in scopes if s not in PERMISSIONS or not passed_review(facts, s)}
 
 
+CODE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # S256: BASE64URL(SHA-256), RFC 7636 4.2
+MAX_NONCE = 255  # oauth2_provider Grant.nonce
+MAX_STATE = 1024
+
+
+def authorization_parameter_problem(
+    code_challenge: str | None, nonce: str | None, state: str | None
+) -> str | None:
+    """Why an authorization request's PKCE challenge, nonce or state is refused."""
+    if code_challenge is not None and not CODE_CHALLENGE.fullmatch(code_challenge):
+        return "code_challenge must be 43 base64url characters (RFC 7636 4.2, S256)"
+    if nonce is not None and len(nonce) > MAX_NONCE:
+        return f"nonce longer than {MAX_NONCE} characters"
+    if state is not None and len(state) > MAX_STATE:
+        return f"state longer than {MAX_STATE} characters"
+    return None
+
+
+ENDPOINT_ID_TOKEN = "oidc:id_token"  # noqa: S105 (a ledger endpoint name)
+ENDPOINT_USERINFO = "oidc:userinfo"
+# Which released field each OpenID Connect claim carries (`email_verified` says something
+# about the email, which is ledgered with it).
+CLAIM_FIELD = {"sub": "id", "name": "name", "picture": "picture", "email": "email"}
+
+
+def record_claims_disclosure(
+    request: Request, claims: dict[str, Any], endpoint: str, token_id: int | None
+) -> None:
+    """Write one ledger call for the person claims that leave in an ID token or a
+    userinfo answer. Must run inside the transaction that issues or answers."""
+    fields = {CLAIM_FIELD[k] for k in claims if k in CLAIM_FIELD}
+    person_id = request.user.pk
+    record_disclosure(
+        app_id=request.client.pk,
+        actor_id=person_id,
+        endpoint=endpoint,
+        released=[(person_id, fields_to_mask(fields))] if fields else [],
+        token_id=token_id,
+    )
+
+
 class ConsentryValidator(OAuth2Validator):
     oidc_claim_scope = {
         "sub": "openid",
@@ -92,23 +136,26 @@ class ConsentryValidator(OAuth2Validator):
         "email_verified": "email",
     }
 
-    # --- client authentication (RFC 6749 2.3.1), throttled per client id ---------------
+    # --- client authentication (RFC 6749 2.3.1), throttled per (client, address) ------
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
+        """Raises throttle.ClientAuthThrottled (429) while this client id is delayed for
+        this source address; see consentry.oauth.throttle."""
         client_id = self._attempted_client_id(request)
-        key = "consentry:client-auth-failures:" + hashlib.sha256(client_id.encode()).hexdigest()
-        if client_id and cache.get(key, 0) >= settings.CLIENT_AUTH_FAILURE_LIMIT:
-            return False
+        address = str(request.headers.get("REMOTE_ADDR", ""))
+        if client_id:
+            wait = throttle.retry_after(client_id, address)
+            if wait is not None:
+                raise throttle.ClientAuthThrottled(wait, request=request)
         self._secret_to_upgrade: str | None = None
         ok = bool(super().authenticate_client(request, *args, **kwargs))
         if ok and self._secret_to_upgrade is not None:
             upgrade_client_secret(request.client, self._secret_to_upgrade)
-        if not ok and client_id:
-            cache.add(key, 0, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=settings.CLIENT_AUTH_LOCKOUT_SECONDS)
+        if client_id:
+            if ok:
+                throttle.record_success(client_id, address)
+            else:
+                throttle.record_failure(client_id, address)
         return ok
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
@@ -141,6 +188,20 @@ class ConsentryValidator(OAuth2Validator):
         if user is not None and getattr(user, "pk", None) is not None:
             return client.is_usable_by(user.pk)
         return bool(client.is_usable(request))
+
+    def is_pkce_required(self, client_id: str, request: Request) -> bool:
+        """PKCE is always required (OAuth 2.1). oauthlib asks this once the client and
+        redirect URI are known good, so malformed values refused here go back to the
+        app as `invalid_request`: a code challenge outside RFC 7636 4.2 (43 characters
+        of base64url for S256), and a nonce or state longer than the grant can hold."""
+        problem = authorization_parameter_problem(
+            getattr(request, "code_challenge", None),
+            getattr(request, "nonce", None),
+            getattr(request, "state", None),
+        )
+        if problem:
+            raise errors.InvalidRequestError(description=problem, request=request)
+        return True
 
     # oauthlib asks these for `prompt=none`, but its request carries no session, so the
     # answer is given where the session is: ConsentView refuses with login_required or
@@ -184,7 +245,7 @@ class ConsentryValidator(OAuth2Validator):
             if grant.token_family:
                 RefreshToken.revoke_family(grant.token_family)
             return False
-        if grant.is_expired() or not client.is_usable_by(grant.user_id):
+        if grant.is_expired() or not token_holder_may_act(client, grant.user):
             return False
         consent = consent_for(grant.user_id, client.pk)
         if not active_permissions(consent) >= set(grant.scope.split()):
@@ -240,7 +301,7 @@ class ConsentryValidator(OAuth2Validator):
         rt = request.refresh_token_instance
         consent = consent_for(rt.user_id, client.pk)
         request.consentry_consent = consent  # the same row _save_bearer_token needs
-        return bool(active_permissions(consent)) and client.is_usable_by(rt.user_id)
+        return bool(active_permissions(consent)) and token_holder_may_act(client, rt.user)
 
     def _consent_for_request(self, request: Request) -> Consent | None:
         cached = getattr(request, "consentry_consent", None)
@@ -272,6 +333,7 @@ class ConsentryValidator(OAuth2Validator):
         source_refresh_token: Any = None,
     ) -> AccessToken:
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        request.consentry_access_token_id = access_token.pk  # for the ID token's ledger entry
         access_token.consent = self._consent_for_request(request)
         access_token.save(update_fields=["consent"])
         return access_token
@@ -293,6 +355,23 @@ class ConsentryValidator(OAuth2Validator):
             Grant.objects.filter(pk=grant_id).update(token_family=rt.token_family)
         return rt
 
+    def revoke_token(self, token: str, token_type_hint: str, request: Request, *a: Any) -> None:
+        """RFC 7009 2.1: a token issued to another client is refused with an error (the
+        caller already holds the token, so this tells it nothing new), never silently
+        left alone with a 200."""
+        checksum = token_checksum(token)
+        own = getattr(request.client, "pk", None)
+        for model in (AccessToken, RefreshToken):
+            rows = model.objects.filter(token_checksum=checksum)
+            if (
+                rows.exclude(application_id=own).exists()
+                and not rows.filter(application_id=own).exists()
+            ):
+                raise errors.UnauthorizedClientError(
+                    description="This token was not issued to this client.", request=request
+                )
+        super().revoke_token(token, token_type_hint, request, *a)
+
     def _load_access_token(self, token: str) -> AccessToken | None:
         return access_token_for(token)
 
@@ -308,8 +387,32 @@ class ConsentryValidator(OAuth2Validator):
             "name": person.name,
             "picture": person.picture,
             "email": relay_address(app.pk, person.pk) if relay else person.email,
-            "email_verified": True,
+            # A relay address forwards to the real one: it is as verified as that is.
+            "email_verified": person.email_verified_at is not None,
         }
+
+    # --- ID token and userinfo claims are disclosures (SPEC.md): ledgered ----------------
+
+    def finalize_id_token(
+        self, id_token: dict[str, Any], token: Any, token_handler: Any, request: Request
+    ) -> str:
+        """Sign the ID token and record its claims in the disclosure ledger, in the
+        transaction that issues it (consentry.oauth.views.TokenView is one transaction):
+        if the ledger write fails, no ID token leaves."""
+        token_id = getattr(request, "consentry_access_token_id", None)
+        with transaction.atomic():
+            signed = str(super().finalize_id_token(id_token, token, token_handler, request))
+            record_claims_disclosure(request, id_token, ENDPOINT_ID_TOKEN, token_id)
+        return signed
+
+    def get_userinfo_claims(self, request: Request) -> dict[str, Any]:
+        """The userinfo answer, recorded in the ledger before it leaves."""
+        claims = dict(super().get_userinfo_claims(request))
+        with transaction.atomic():
+            record_claims_disclosure(
+                request, claims, ENDPOINT_USERINFO, getattr(request.access_token, "pk", None)
+            )
+        return claims
 
     def get_discovery_claims(self, request: Any) -> list[str]:
         return ["sub", "name", "picture", "email", "email_verified"]

@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import json
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.db import transaction
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import InvalidOIDCClientError, LogoutDenied, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView, JwksInfoView
+from oauth2_provider.views import base as dot
+from oauth2_provider.views import oidc as dot_oidc
 from oauthlib.common import Request as OauthlibRequest
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -30,11 +39,19 @@ from consentry.grants.actions import (
     do_record_consent_use,
 )
 from consentry.grants.models import Consent
+from consentry.grants.permissions import fields_to_mask
+from consentry.ledger.api import record_disclosure
 from consentry.oauth.consent import ConsentPlan, plan_consent
 from consentry.oauth.models import Application
 from consentry.oauth.pairwise import app_scoped_id
+from consentry.oauth.throttle import ClientAuthThrottled
 from consentry.oauth.tokens import usable_token_facts
-from consentry.oauth.validators import ConsentryValidator, relay_address
+from consentry.oauth.validators import (
+    CLAIM_FIELD,
+    ENDPOINT_USERINFO,
+    ConsentryValidator,
+    relay_address,
+)
 from consentry.people.models import Person
 
 
@@ -75,6 +92,13 @@ class ConsentView(AuthorizationView):
             response = super().dispatch(request, *args, **kwargs)
         response["Content-Security-Policy"] = consent_csp(request)
         return response
+
+    def redirect(self, redirect_to: str, application: Application | None) -> HttpResponse:
+        """Every redirect back to the app names the issuer (RFC 9207 2), errors included:
+        discovery advertises `authorization_response_iss_parameter_supported`, so a client
+        that checks it would read an error without `iss` as a mix-up attack."""
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        return super().redirect(with_issuer(redirect_to, issuer), application)
 
     def _validated(
         self, request: HttpRequest
@@ -130,14 +154,26 @@ class ConsentView(AuthorizationView):
         email_choice = request.POST.get("email_choice", "real")
         if "email" not in new:
             email_choice = consent.email_choice if consent is not None else "real"
-        do_grant_consent(
-            _person(request),
-            application,
-            set(granted),
-            purposes_shown={p: t for p, t in plan.purposes_shown().items() if p in new},
-            email_choice=email_choice if email_choice in ("real", "relay") else "real",
-        )
-        return self._authorize(application, granted, credentials)
+        # The consent and the code are one transaction: if the code cannot be issued,
+        # the person has not consented to anything either.
+        try:
+            with transaction.atomic():
+                do_grant_consent(
+                    _person(request),
+                    application,
+                    set(granted),
+                    purposes_shown={p: t for p, t in plan.purposes_shown().items() if p in new},
+                    email_choice=email_choice if email_choice in ("real", "relay") else "real",
+                )
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=self.request,
+                    scopes=" ".join(granted),
+                    credentials=credentials,
+                    allow=True,
+                )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
 
     def _refuse_without_prompting(
         self, request: HttpRequest, error_class: type[OAuth2Error]
@@ -186,6 +222,14 @@ class ConsentView(AuthorizationView):
         }
 
 
+def with_issuer(uri: str, issuer: str) -> str:
+    """`uri` with exactly one `iss` query parameter, the issuer's (RFC 9207 2)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"]
+    query.append(("iss", issuer))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def _prompt_none(request: HttpRequest) -> bool:
     return "none" in request.GET.get("prompt", "").split()
 
@@ -194,6 +238,80 @@ def _person(request: HttpRequest) -> Person:
     """The signed-in person (the authorization endpoint requires login)."""
     assert isinstance(request.user, Person)
     return request.user
+
+
+def json_error(response: HttpResponseBase) -> HttpResponseBase:
+    """An error from a back-channel endpoint in JSON (RFC 6749 5.2 / RFC 6750 3.1), even
+    where Django or django-oauth-toolkit answered with an empty or HTML body (a 405, a
+    userinfo 401); the challenge and Allow headers are kept."""
+    if response.status_code < 400 or response.get("Content-Type", "").startswith(
+        "application/json"
+    ):
+        return response
+    challenge = response.get("WWW-Authenticate", "")
+    code = _challenge_error(challenge) or {
+        401: "invalid_token",
+        403: "insufficient_scope",
+        405: "invalid_request",
+    }.get(response.status_code, "invalid_request")
+    fixed = JsonResponse({"error": code}, status=response.status_code)
+    for header in ("WWW-Authenticate", "Allow", "Retry-After"):
+        if header in response:
+            fixed[header] = response[header]
+    fixed["Cache-Control"] = "no-store"
+    return fixed
+
+
+def _challenge_error(challenge: str) -> str | None:
+    marker = 'error="'
+    start = challenge.find(marker)
+    if start < 0:
+        return None
+    end = challenge.find('"', start + len(marker))
+    return challenge[start + len(marker) : end] or None
+
+
+def client_auth_challenge(response: HttpResponse) -> HttpResponse:
+    """A 401 for failed client authentication names the scheme clients authenticate with
+    here, HTTP Basic (RFC 6749 5.2), never oauthlib's `Bearer`."""
+    if response.status_code == 401:
+        response["WWW-Authenticate"] = 'Basic realm="consentry"'
+    return response
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TokenView(dot.TokenView):
+    """The token endpoint (RFC 6749 3.2), django-oauth-toolkit's, with the right
+    authentication challenge and the client-authentication throttle's 429."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return json_error(super().dispatch(request, *args, **kwargs))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # One transaction: the tokens, the ID token and its ledger entry commit together.
+        with transaction.atomic():
+            response = super().post(request, *args, **kwargs)
+        return client_auth_challenge(response)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class RevokeTokenView(dot.RevokeTokenView):
+    """Token revocation (RFC 7009). A token issued to another client is refused with an
+    error (RFC 7009 2.1), not answered 200 as if it had been revoked; an unknown token is
+    200 (RFC 7009 2.2)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return json_error(super().dispatch(request, *args, **kwargs))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = super().post(request, *args, **kwargs)
+        except OAuth2Error as error:
+            response = HttpResponse(
+                error.json, status=error.status_code, content_type="application/json"
+            )
+            response["Cache-Control"] = "no-store"
+        return client_auth_challenge(response)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -208,8 +326,16 @@ class IntrospectView(View):
 
     http_method_names = ["post"]
 
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return json_error(super().dispatch(request, *args, **kwargs))
+
     def post(self, request: HttpRequest) -> HttpResponse:
-        client = _authenticated_client(request)
+        try:
+            client = _authenticated_client(request)
+        except ClientAuthThrottled as throttled:
+            response = HttpResponse(throttled.json, status=429, content_type="application/json")
+            response["Retry-After"] = str(throttled.retry_after)
+            return response
         if client is None:
             response = JsonResponse({"error": "invalid_client"}, status=401)
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
@@ -234,7 +360,10 @@ class IntrospectView(View):
 def _authenticated_client(request: HttpRequest) -> Application | None:
     """The confidential client authenticating this request, throttled like the token
     endpoint (ConsentryValidator.authenticate_client)."""
-    headers = {"HTTP_AUTHORIZATION": request.META.get("HTTP_AUTHORIZATION", "")}
+    headers = {
+        "HTTP_AUTHORIZATION": request.META.get("HTTP_AUTHORIZATION", ""),
+        "REMOTE_ADDR": request.META.get("REMOTE_ADDR", ""),
+    }
     body = [(k, v) for k, v in request.POST.items() if k in ("client_id", "client_secret")]
     oauth_request = OauthlibRequest(request.build_absolute_uri(), "POST", body, headers)
     oauth_request.client = None
@@ -315,6 +444,28 @@ class JwksView(JwksInfoView):
         return response
 
 
+class LogoutView(dot_oidc.RPInitiatedLogoutView):
+    """OpenID Connect RP-Initiated Logout 1.0. The person is always asked before being
+    signed out (OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT: a GET with any valid ID token
+    hint must not sign someone out behind their back), and an unknown `client_id` is an
+    error page, not a server error."""
+
+    template_name = "oauth/logout_confirm.html"
+
+    def error_response(self, error: Any) -> HttpResponse:
+        if isinstance(error, LogoutDenied):  # "Stay signed in": back home, still signed in
+            return HttpResponseRedirect("/")
+        return super().error_response(error)
+
+    def get_request_application(self, id_token: Any, client_id: str | None) -> Any:
+        if client_id:
+            application = Application.objects.filter(client_id=client_id).first()
+            if application is None:
+                raise InvalidOIDCClientError()
+            return application
+        return id_token.application if id_token else None
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class UserInfoView(View):
     """OpenID Connect Core 5.3 UserInfo, GET or POST with the access token as a bearer
@@ -331,7 +482,7 @@ class UserInfoView(View):
             return _bearer_error(
                 400, "invalid_request", "Send the access token in the Authorization header."
             )
-        return super().dispatch(request, *args, **kwargs)
+        return json_error(super().dispatch(request, *args, **kwargs))
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return self._claims(request)
@@ -357,21 +508,32 @@ class UserInfoView(View):
             for claim, scope in ConsentryValidator.oidc_claim_scope.items()
             if scope in scopes and claim != "sub"
         ]
-        if wanted:
-            name, picture, email = (
-                Person.objects.filter(pk=facts.person_id)
-                .values_list("name", "picture", "email")
-                .get()
+        with transaction.atomic():
+            if wanted:
+                name, picture, email, verified_at = (
+                    Person.objects.filter(pk=facts.person_id)
+                    .values_list("name", "picture", "email", "email_verified_at")
+                    .get()
+                )
+                if facts.email_choice == "relay":
+                    email = relay_address(facts.app_id, facts.person_id)
+                values = {
+                    "name": name,
+                    "picture": picture,
+                    "email": email,
+                    # A relay address forwards to the real one: as verified as that is.
+                    "email_verified": verified_at is not None,
+                }
+                claims.update((claim, values[claim]) for claim in wanted)
+            # The answer is a disclosure (SPEC.md): ledgered before it leaves.
+            fields = {CLAIM_FIELD[k] for k in claims if k in CLAIM_FIELD}
+            record_disclosure(
+                app_id=facts.app_id,
+                actor_id=facts.person_id,
+                endpoint=ENDPOINT_USERINFO,
+                released=[(facts.person_id, fields_to_mask(fields))] if fields else [],
+                token_id=facts.token_id,
             )
-            if facts.email_choice == "relay":
-                email = relay_address(facts.app_id, facts.person_id)
-            values = {
-                "name": name,
-                "picture": picture,
-                "email": email,
-                "email_verified": True,
-            }
-            claims.update((claim, values[claim]) for claim in wanted)
         response = JsonResponse(claims)
         response["Cache-Control"] = "no-store"
         response["Access-Control-Allow-Origin"] = "*"

@@ -58,6 +58,9 @@ class Person(AbstractBaseUser, PermissionsMixin):
         max_length=64, unique=True, null=True, blank=True, help_text="id in the operator's import"
     )
     email = models.EmailField(unique=True)
+    # When the address was verified; None = never. The `email_verified` claim reports it
+    # (imported people are unverified unless the import says when they were verified).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)

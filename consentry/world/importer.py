@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 from django.contrib.auth.hashers import make_password
@@ -41,7 +41,9 @@ from consentry.world.records import (
 )
 
 MAX_REPORTED = 20  # errors listed per file; the rest are counted
-CHUNK = 500  # ids per IN (...) query: well under every database's parameter limit
+CHUNK = 500
+# The longest line read: a person with MAX_LIKES likes of MAX_TEXT characters fits.
+MAX_LINE_BYTES = 4 << 20  # ids per IN (...) query: well under every database's parameter limit
 T = TypeVar("T")
 Progress = Callable[[int], object]
 
@@ -111,9 +113,12 @@ def read_records(path: Path, kind: str, progress: Progress | None = None) -> Num
     except OSError as exc:
         raise ImportFailed([f"{path}: cannot read: {exc.strerror}"]) from None
     with handle:
-        for lineno, raw in enumerate(handle, 1):
+        for lineno, raw in enumerate(_lines(handle), 1):
             if progress and lineno % 10_000 == 0:
                 progress(10_000)
+            if raw is None:
+                errors.append((lineno, f"line longer than {MAX_LINE_BYTES:,} bytes"))
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -129,6 +134,21 @@ def read_records(path: Path, kind: str, progress: Progress | None = None) -> Num
     if errors:
         raise ImportFailed([f"{path}:{lineno}: {reason}" for lineno, reason in sorted(errors)])
     return records
+
+
+def _lines(handle: BinaryIO) -> Iterator[bytes | None]:
+    """The file's lines, each at most MAX_LINE_BYTES long; None stands for a longer line,
+    which is skipped without ever being held in memory whole."""
+    while True:
+        line = handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # skip the rest of the long line
+            line = handle.readline(1 << 20)
+        yield None
 
 
 def _duplicates(records: Numbered[Record]) -> Iterator[tuple[int, str]]:

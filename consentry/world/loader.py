@@ -72,6 +72,7 @@ PERSON_COLUMNS: tuple[str, ...] = (
     "likes",
     "friend_share_mask",
     "language",
+    "email_verified_at",
     *(audience_column(f) for f in PROFILE_FIELDS),
 )
 POST_COLUMNS: tuple[str, ...] = ("external_id", "author_id", "created_at", "message", "audience")

@@ -55,6 +55,40 @@ class RecordError(ValueError):
     """A record that is not valid import input; the message is the reason, for a person."""
 
 
+QUOTED = 40  # characters of a bad value an error message quotes
+
+
+def _quote(value: Any) -> str:
+    """A bad value for an error message: its repr, cut to a short prefix (a bad value can
+    be a megabyte long, and it is input, not something to copy into a terminal whole)."""
+    if not isinstance(value, str):
+        value = str(value)
+        return value if len(value) <= QUOTED else value[:QUOTED] + "..."
+    return repr(value) if len(value) <= QUOTED else repr(value[:QUOTED]) + "..."
+
+
+def _refuse_bad_text(obj: Any) -> None:
+    """Refuse NUL and lone surrogates anywhere in the record, keys included: PostgreSQL
+    cannot store them (SQLite would), and the same file must get the same answer on
+    every database. Iterative, so a deeply nested value cannot exhaust the stack."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise RecordError("text must not contain a NUL character")
+            if _SURROGATE.search(item):
+                raise RecordError("text must not contain a lone surrogate (invalid UTF-16)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 @dataclass(frozen=True)
 class PersonRecord:
     """One person. `audience` holds one Audience per PROFILE_FIELDS entry, in that order;
@@ -72,6 +106,9 @@ class PersonRecord:
     audience: tuple[Audience, ...] = tuple(DEFAULT_AUDIENCE[f] for f in PROFILE_FIELDS)
     friend_share: tuple[str, ...] = ()
     language: str = "en"
+    # When the operator verified the address; None (the default) means never verified,
+    # and the `email_verified` claim then says false (OpenID Connect Core 5.1).
+    email_verified_at: datetime | None = None
 
     @property
     def friend_share_mask(self) -> int:
@@ -94,6 +131,7 @@ class PersonRecord:
             "likes": list(self.likes),
             "friend_share_mask": self.friend_share_mask,
             "language": self.language,
+            "email_verified_at": self.email_verified_at,
         }
         for field, audience in zip(PROFILE_FIELDS, self.audience, strict=True):
             values[audience_column(field)] = audience.value
@@ -116,6 +154,7 @@ class PersonRecord:
             audience=tuple(Audience(values[audience_column(f)]) for f in PROFILE_FIELDS),
             friend_share=tuple(f for f in SHAREABLE_FIELDS if mask & FIELD_BIT[f]),
             language=values["language"],
+            email_verified_at=values.get("email_verified_at"),
         )
 
     def to_json(self) -> str:
@@ -134,6 +173,8 @@ class PersonRecord:
         if self.friend_share:
             obj["friend_share"] = list(self.friend_share)
         obj["language"] = self.language
+        if self.email_verified_at is not None:
+            obj["email_verified_at"] = format_datetime(self.email_verified_at)
         return _dumps(obj)
 
 
@@ -199,14 +240,19 @@ def _load_object(line: str, allowed: tuple[str, ...], required: tuple[str, ...])
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise RecordError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise RecordError("malformed JSON: nested too deeply") from None
+    except ValueError:  # e.g. an integer of more than 4,300 digits
+        raise RecordError("malformed JSON: a number is too long") from None
     if not isinstance(obj, dict):
         raise RecordError("expected a JSON object")
+    _refuse_bad_text(obj)
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
-        raise RecordError(f"unknown field {unknown[0]!r}")
+        raise RecordError(f"unknown field {_quote(unknown[0])}")
     missing = [key for key in required if obj.get(key) is None]
     if missing:
-        raise RecordError(f"missing field {missing[0]!r}")
+        raise RecordError(f"missing field {_quote(missing[0])}")
     return obj
 
 
@@ -215,12 +261,12 @@ def _text(obj: dict, key: str, limit: int, *, required: bool = False) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RecordError(f"{key!r} must be a string")
+        raise RecordError(f"{_quote(key)} must be a string")
     value = value.strip()
     if required and not value:
-        raise RecordError(f"{key!r} must not be empty")
+        raise RecordError(f"{_quote(key)} must not be empty")
     if len(value) > limit:
-        raise RecordError(f"{key!r} is longer than {limit} characters")
+        raise RecordError(f"{_quote(key)} is longer than {limit} characters")
     return value
 
 
@@ -229,7 +275,7 @@ def _choice(obj: dict, key: str, allowed: tuple[str, ...]) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or value not in allowed:
-        raise RecordError(f"{key!r} must be one of {', '.join(allowed)}, not {value!r}")
+        raise RecordError(f"{_quote(key)} must be one of {', '.join(allowed)}, not {_quote(value)}")
     return value
 
 
@@ -238,12 +284,12 @@ def _audience(value: Any, what: str) -> Audience:
         return Audience(value)
     except ValueError:
         choices = ", ".join(a.value for a in Audience)
-        raise RecordError(f"{what} must be one of {choices}, not {value!r}") from None
+        raise RecordError(f"{what} must be one of {choices}, not {_quote(value)}") from None
 
 
 def _field_list(value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RecordError(f"{key!r} must be a list of strings")
+        raise RecordError(f"{_quote(key)} must be a list of strings")
     return tuple(value)
 
 
@@ -260,7 +306,24 @@ PERSON_KEYS = (
     "audience",
     "friend_share",
     "language",
+    "email_verified_at",
 )
+
+
+def _moment(obj: dict, key: str) -> datetime | None:
+    """An optional ISO 8601 date and time with a UTC offset, as UTC."""
+    raw = obj.get(key)
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise RecordError(f"{key!r} must be an ISO 8601 date and time, not {_quote(raw)}") from None
+    if moment.tzinfo is None:
+        raise RecordError(f"{key!r} needs a UTC offset (e.g. Z): {_quote(raw)}")
+    return moment.astimezone(UTC)
 
 
 def parse_person(line: str) -> PersonRecord:
@@ -271,22 +334,22 @@ def parse_person(line: str) -> PersonRecord:
     try:
         _email_ok(email)
     except ValidationError:
-        raise RecordError(f"'email' is not an email address: {email!r}") from None
+        raise RecordError(f"'email' is not an email address: {_quote(email)}") from None
     picture = _text(obj, "picture", 500)
     if picture:
         try:
             _url_ok(picture)
         except ValidationError:
-            raise RecordError(f"'picture' is not an http(s) URL: {picture!r}") from None
+            raise RecordError(f"'picture' is not an http(s) URL: {_quote(picture)}") from None
     birthday = None
     if obj.get("birthday") is not None:
         raw = obj["birthday"]
         if not isinstance(raw, str) or not _DATE.fullmatch(raw):
-            raise RecordError(f"'birthday' must be a date as YYYY-MM-DD, not {raw!r}")
+            raise RecordError(f"'birthday' must be a date as YYYY-MM-DD, not {_quote(raw)}")
         try:
             birthday = date.fromisoformat(raw)
         except ValueError:
-            raise RecordError(f"'birthday' is not a real date: {raw!r}") from None
+            raise RecordError(f"'birthday' is not a real date: {_quote(raw)}") from None
     likes: tuple[str, ...] = ()
     if obj.get("likes") is not None:
         likes = tuple(v.strip() for v in _field_list(obj["likes"], "likes"))
@@ -301,14 +364,14 @@ def parse_person(line: str) -> PersonRecord:
             raise RecordError("'audience' must be an object of field: audience")
         for field, value in given.items():
             if field not in audience:
-                raise RecordError(f"'audience' names an unknown field {field!r}")
-            audience[field] = _audience(value, f"audience of {field!r}")
+                raise RecordError(f"'audience' names an unknown field {_quote(field)}")
+            audience[field] = _audience(value, f"audience of {_quote(field)}")
     share: tuple[str, ...] = ()
     if obj.get("friend_share") is not None:
         given_share = _field_list(obj["friend_share"], "friend_share")
         for field in given_share:
             if field not in SHAREABLE_FIELDS:
-                raise RecordError(f"'friend_share' cannot hold {field!r}")
+                raise RecordError(f"'friend_share' cannot hold {_quote(field)}")
         if len(set(given_share)) != len(given_share):
             raise RecordError("'friend_share' names a field twice")
         share = tuple(f for f in SHAREABLE_FIELDS if f in given_share)
@@ -325,6 +388,7 @@ def parse_person(line: str) -> PersonRecord:
         audience=tuple(audience[f] for f in PROFILE_FIELDS),
         friend_share=share,
         language=_choice(obj, "language", LANGUAGES) or "en",
+        email_verified_at=_moment(obj, "email_verified_at"),
     )
 
 
@@ -337,7 +401,7 @@ def parse_friendship(line: str) -> FriendshipRecord:
         friend=_text(obj, "friend", MAX_ID, required=True),
     )
     if record.person == record.friend:
-        raise RecordError(f"{record.person!r} cannot befriend themselves")
+        raise RecordError(f"{_quote(record.person)} cannot befriend themselves")
     return record
 
 
@@ -351,9 +415,11 @@ def parse_post(line: str) -> PostRecord:
             raise ValueError
         created_at = datetime.fromisoformat(raw)
     except ValueError:
-        raise RecordError(f"'created_at' must be an ISO 8601 date and time, not {raw!r}") from None
+        raise RecordError(
+            f"'created_at' must be an ISO 8601 date and time, not {_quote(raw)}"
+        ) from None
     if created_at.tzinfo is None:
-        raise RecordError(f"'created_at' needs a UTC offset (e.g. Z): {raw!r}")
+        raise RecordError(f"'created_at' needs a UTC offset (e.g. Z): {_quote(raw)}")
     message = obj["message"]
     if not isinstance(message, str) or not message.strip():
         raise RecordError("'message' must be a non-empty string")

@@ -7,12 +7,21 @@ wrk, 8 connections, alternating rounds): /healthz 2.5x, /v1/me 1.4x and /v1/me/f
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+PER_PROCESS_WARNING = (
+    "warning: {workers} worker processes without CONSENTRY_REDIS_URL: rate limits and the "
+    "client-authentication throttle are counted per process, so each limit is effectively "
+    "multiplied by the number of processes. Set CONSENTRY_REDIS_URL to share them."
+)
 
 
 class Command(BaseCommand):
@@ -31,12 +40,21 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8)
         parser.add_argument("--server", choices=["granian", "gunicorn"], default="granian")
         parser.add_argument("--no-migrate", action="store_true")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not start a background task worker (run `consentry worker` elsewhere)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         workers = opts["workers"] or (1 if sqlite else 2 * (os.cpu_count() or 1))
+        if workers > 1 and not settings.CONFIG.redis_url:
+            self.stderr.write(PER_PROCESS_WARNING.format(workers=workers))
+        if not opts["no_worker"]:
+            start_worker()
         self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
         if opts["server"] == "granian":
             self._granian(opts, workers)
@@ -73,6 +91,9 @@ class Command(BaseCommand):
             # The access log holds the request line only: query strings can carry codes.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             "timeout": 120,
+            # Twice gunicorn's default: every request the Graph API documents as valid
+            # (percent-encoded `fields` and `after` at their maximum length) fits.
+            "limit_request_line": 8190,
         }
 
         class Server(BaseApplication):
@@ -84,3 +105,33 @@ class Command(BaseCommand):
                 return application
 
         Server().run()
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    """Run `consentry worker` as a child process for as long as the server runs.
+
+    A separate process rather than a thread in gunicorn's master: the master forks web
+    workers, and a forked copy of a thread's open database connection is not safe."""
+    worker = subprocess.Popen([sys.executable, "-m", "consentry", "worker"], env=os.environ.copy())
+
+    def stop() -> None:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    atexit.register(stop)
+    return worker
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel stop the worker if the server dies without cleaning up
+    (kill -9): no orphaned worker keeps polling."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
