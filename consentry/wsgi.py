@@ -1,4 +1,4 @@
-"""WSGI entry point for `consentry serve` (gunicorn)."""
+"""WSGI entry point for `consentry serve` (granian, or gunicorn)."""
 
 import os
 

@@ -47,7 +47,10 @@ class CheapArgon2PasswordHasher(Argon2PasswordHasher):
 def cheap_argon2(settings: Any) -> None:
     """Use with `pytestmark = pytest.mark.usefixtures("cheap_argon2")` and
     `from tests.oauth_flow import cheap_argon2  # noqa: F401`."""
-    settings.PASSWORD_HASHERS = ["tests.oauth_flow.CheapArgon2PasswordHasher"]
+    settings.PASSWORD_HASHERS = [
+        "tests.oauth_flow.CheapArgon2PasswordHasher",
+        "consentry.oauth.hashers.ClientSecretHasher",  # as in production's list
+    ]
 
 
 def make_app(

@@ -37,7 +37,10 @@ NOT_FOUND = b'{"error":{"code":"not_found","message":"Not found.","status":404}}
 def _fresh_counters(settings):
     # Client secrets and passwords are hashed with argon2 in production; these tests make
     # many apps and people, so they use a fast hasher (the flow itself is unchanged).
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "consentry.oauth.hashers.ClientSecretHasher",
+    ]
     cache.clear()  # rate-limit windows must not leak from one test into the next
     yield
     cache.clear()

@@ -41,6 +41,7 @@ def test_apps_create_prints_the_secret_once_and_stores_it_hashed(make_person):
     assert app.purposes == {"user_birthday": "Puts birthdays in your calendar"}
     assert app.client_secret != data["client_secret"]
     assert check_password(data["client_secret"], app.client_secret)
+    assert app.client_secret.startswith("client_hmac_sha256$")  # machine secret: fast hash
     person = make_person()
     pending = obtain_token(
         Client(), person, app, ["openid", "profile", "user_birthday"],

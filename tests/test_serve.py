@@ -1,4 +1,4 @@
-"""`consentry serve` runs a production server (gunicorn) that serves pages, static files
+"""`consentry serve` runs a production server (granian) that serves pages, static files
 and the health check."""
 
 from __future__ import annotations

@@ -79,9 +79,7 @@ def console(request: HttpRequest) -> HttpResponse:
     )
     from consentry.incidents.models import AuditRequest
 
-    open_audits = AuditRequest.objects.filter(
-        app_id__in=app_ids, answered_at__isnull=True
-    ).count()
+    open_audits = AuditRequest.objects.filter(app_id__in=app_ids, answered_at__isnull=True).count()
     return render(
         request,
         "developers/console.html",

@@ -23,6 +23,7 @@ from consentry.grants.models import (
 )
 from consentry.grants.permissions import PERMISSIONS, mask_to_permissions, permissions_to_mask
 from consentry.oauth.models import AccessToken, Application, RefreshToken
+from consentry.oauth.tokens import forget_tokens
 from consentry.people.fields import FIELD_BIT, PROFILE_FIELDS, Audience
 from consentry.people.models import Friendship, Person
 
@@ -120,6 +121,7 @@ def do_grant_consent(
                 row.granted_at = now
                 row.purpose_shown = purposes_shown.get(scope, row.purpose_shown)
                 row.save(update_fields=["revoked_at", "granted_at", "purpose_shown"])
+        forget_tokens(consent_ids=[consent.pk])
     return consent
 
 
@@ -138,6 +140,7 @@ def do_revoke_consent(consent: Consent) -> None:
             revoked_at=now
         )
         _invalidate_tokens(consent.person_id, consent.application_id, now)
+        forget_tokens(consent_ids=[consent.pk])
     consent.revoked_at = now
     consent.permission_mask = 0
 
@@ -156,6 +159,7 @@ def do_revoke_permission(consent: Consent, permission: str) -> None:
         ConsentPermission.objects.filter(
             consent=consent, permission=permission, revoked_at__isnull=True
         ).update(revoked_at=now)
+        forget_tokens(consent_ids=[consent.pk])
         remaining = ConsentPermission.objects.filter(
             consent=consent, revoked_at__isnull=True
         ).values_list("permission", flat=True)
@@ -192,6 +196,7 @@ def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None
     Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True, expires_at__gt=now).update(
         last_used_at=now, expires_at=now + GRANT_LIFETIME
     )
+    forget_tokens(consent_ids=[consent.pk])  # cached token facts carry the old times
     consent.last_used_at = now
     consent.expires_at = now + GRANT_LIFETIME
 

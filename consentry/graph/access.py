@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +27,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
@@ -51,7 +52,6 @@ from consentry.graph.release import (
     Relation,
     SubjectFacts,
     ViewerFacts,
-    app_usable,
     friend_id_scope,
     may_list_friends,
     release,
@@ -63,7 +63,7 @@ from consentry.oauth.pairwise import (
     person_id_for,
     person_id_for_installer,
 )
-from consentry.oauth.tokens import access_token_for
+from consentry.oauth.tokens import usable_token_facts
 from consentry.oauth.validators import relay_address
 from consentry.ops import metrics
 from consentry.people.models import Friendship, Person, Post
@@ -102,31 +102,47 @@ def access_caller_by_bearer(raw: str) -> Caller | None:
 
     None for an unknown, expired or revoked token, a token whose consent is revoked,
     expired or has no active permission, an app that is suspended or banned, an app in
-    development used by someone without a role on it, and a deactivated person. The
-    release rule re-checks all of this per datum; refusing here gives a clear 401.
+    development used by someone without a role on it, and a deactivated person
+    (oauth.tokens.TokenFacts.usable). The release rule re-checks all of this per datum;
+    refusing here gives a clear 401. The facts come from one lean query, or from Redis
+    without any database round trip (consentry.oauth.tokens).
     """
-    # access_token_for has already refused expired tokens, revoked or lapsed consents
-    # and suspended or banned apps; what is left is the person and the role (rule 1).
-    token = access_token_for(raw)
-    if token is None or token.consent is None or not token.user.is_active:
+    facts = usable_token_facts(raw)
+    if facts is None or facts.consent_id is None:
         return None
-    app, person, consent = token.application, token.user, token.consent
-    is_member = app.status == DEVELOPMENT and app.members.filter(pk=person.pk).exists()
-    if not app_usable(app.status, is_member):
-        return None
-    grant = mask_to_permissions(consent.permission_mask)  # its active permission rows
+    # usable() saw the consent: its columns are there.
+    assert facts.consent_last_used_at is not None
+    assert facts.consent_expires_at is not None
+    grant = mask_to_permissions(facts.permission_mask)  # its active permission rows
     if not grant:
         return None
+    # An unsaved stand-in with the columns the read path uses (email choice, last use).
+    consent = Consent(
+        pk=facts.consent_id,
+        person_id=facts.person_id,
+        application_id=facts.app_id,
+        email_choice=facts.email_choice,
+        permission_mask=facts.permission_mask,
+        last_used_at=facts.consent_last_used_at,
+        expires_at=facts.consent_expires_at,
+        revoked_at=None,
+    )
     return Caller(
-        token_id=token.pk,
-        app_id=app.pk,
-        person_id=person.pk,
+        token_id=facts.token_id,
+        app_id=facts.app_id,
+        person_id=facts.person_id,
         consent=consent,
-        app=AppFacts.of(app),
-        viewer=ViewerFacts(
-            is_member=is_member, grant=grant, token_scope=frozenset(token.scope.split())
+        app=AppFacts(
+            status=facts.app_status,
+            approved_permissions=frozenset(facts.approved_permissions),
+            agreement_signed=facts.agreement_signed,
         ),
-        limits=limits.limits_for(app.limits),
+        viewer=ViewerFacts(
+            is_member=facts.app_status == DEVELOPMENT and facts.is_member,
+            grant=grant,
+            token_scope=facts.scopes,
+        ),
+        limits=limits.limits_for(facts.app_limits),
     )
 
 
@@ -182,13 +198,37 @@ def _iso(value: Any) -> Any:
 # --- /v1/me and /v1/people/{id} ----------------------------------------------------------
 
 
+_PERSON_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+_JSON_COLUMNS = frozenset({"likes"})
+
+
+def _person_values(person_id: int, columns: Sequence[str]) -> tuple[Any, ...]:
+    """One person's profile columns (GRAPH_FIELDS names are Person's column names), by
+    a prepared statement: the ORM's query building cost more than the query."""
+    key = (connection.vendor, tuple(columns))
+    sql = _PERSON_SQL.get(key)
+    if sql is None:
+        q = connection.ops.quote_name
+        sql = _PERSON_SQL[key] = (
+            f"SELECT {', '.join(q(c) for c in columns)} "  # noqa: S608 (known column names)
+            f"FROM {q(Person._meta.db_table)} WHERE id = %s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [person_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise not_found()
+    return tuple(
+        json.loads(v) if c in _JSON_COLUMNS and isinstance(v, str) else v
+        for c, v in zip(columns, row, strict=True)
+    )
+
+
 def _self_body(caller: Caller, fields: tuple[str, ...]) -> tuple[dict[str, Any], int]:
     requested = frozenset(fields)
     released = release(caller.app, caller.viewer, SubjectFacts(Relation.SELF), requested)
     columns = [f for f in fields if f in released and f != ID_FIELD]
-    values = (
-        Person.objects.filter(pk=caller.person_id).values_list(*columns).get() if columns else ()
-    )
+    values = _person_values(caller.person_id, columns) if columns else ()
     data: dict[str, Any] = {}
     if ID_FIELD in released:
         data[ID_FIELD] = app_scoped_ids(caller.app_id, [caller.person_id])[0]

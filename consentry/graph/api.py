@@ -18,13 +18,13 @@ Data that the release rule withholds is not an error: it is omitted, and `meta` 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
 from typing import Any
 
+import orjson
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -154,10 +154,9 @@ AFTER = QueryParam(
 
 def _json(body: dict[str, Any]) -> HttpResponse:
     detection.observe_response(body)  # harvest detection (consentry.detection)
-    response = HttpResponse(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-        content_type="application/json",
-    )
+    # orjson: the same compact UTF-8 JSON as json.dumps(separators=(",", ":"),
+    # ensure_ascii=False), several times faster on a 5,000-friend page.
+    response = HttpResponse(orjson.dumps(body), content_type="application/json")
     response["Cache-Control"] = "no-store"  # personal data (RFC 6750 5.3 / RFC 9111)
     return response
 

@@ -1,15 +1,48 @@
-"""Bearer token lookup for resource endpoints (the Graph API, userinfo, introspection)."""
+"""Bearer token lookup for resource endpoints (the Graph API, userinfo, introspection).
+
+`token_facts(raw)` answers, for a bearer string, everything the read path needs to decide
+whether the token may be used right now: the token, its app, its person and its consent,
+as one frozen `TokenFacts`. It costs:
+
+- with Redis (CONSENTRY_REDIS_URL): no database round trip while the facts are cached
+  (two Redis reads: the entry, then the generations it was cached under);
+- without Redis, or on a cache miss: ONE indexed query of only the columns below
+  (token -> app, person, consent; the development-mode role as an EXISTS), no ORDER BY,
+  no model objects.
+
+Revocation is honoured by every process on the very next request: each cached entry
+carries the generations of its consent, app and person (random values kept in the same
+Redis); every write that can take a token's validity away calls `forget_tokens()`, which
+replaces those generations (once at once, once again after commit), and deleting or
+narrowing an access token drops its entry (signals below). An entry whose generations do
+not all match is ignored and the database is asked. A generation that Redis lost counts
+as changed, never as unchanged.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
-from consentry.oauth.models import AccessToken, Application, AppStatus
+from consentry.graph.release import app_usable
+from consentry.oauth.models import AccessToken, Application
 from consentry.people.models import Person
 
 MAX_TOKEN_LENGTH = 512
+ENTRY_PREFIX = "consentry:token:"
+GENERATION_PREFIX = "consentry:token-gen:"
 
 
 def token_checksum(raw: str) -> str:
@@ -17,35 +50,220 @@ def token_checksum(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def access_token_for(raw: str) -> AccessToken | None:
-    """The valid access token for a bearer string, or None.
+@dataclass(frozen=True, slots=True)
+class TokenFacts:
+    """One access token with the facts of its app, person and consent that decide
+    whether it may be used. Plain data: cached as is."""
 
-    None for unknown, expired or revoked tokens, tokens of a suspended or banned app, and
-    tokens whose consent is revoked or expired (SPEC.md rule 2). One indexed query, with
-    `application`, `user` and `consent` joined in. The token's `scope` never exceeds the
-    consent's active permissions: consentry.grants.actions narrows or deletes tokens in the
-    same transaction that narrows or revokes the consent.
+    token_id: int
+    app_id: int
+    person_id: int
+    consent_id: int | None
+    scope: str
+    expires: datetime
+    created: datetime
+    client_id: str
+    app_status: str
+    approved_permissions: tuple[str, ...]
+    agreement_signed: bool
+    app_limits: dict[str, Any]
+    person_is_active: bool
+    is_member: bool  # the person has a role on the app (matters in development mode)
+    permission_mask: int  # the consent's active permissions (grants.permissions bits)
+    email_choice: str
+    consent_last_used_at: datetime | None
+    consent_expires_at: datetime | None
+    consent_revoked: bool
 
-    A deactivated person's token, and a development-mode app's token held by someone who
-    lost their role on it, are refused too (token_holder_may_act).
-    """
+    def usable(self, now: datetime | None = None) -> bool:
+        """May this token be used right now? Not expired; its consent present, not
+        revoked, not expired and holding at least one permission (SPEC.md rule 2); its
+        app live, or in development with the person holding a role on it (rule 1:
+        suspended and banned apps never); its person active."""
+        now = now or timezone.now()
+        return (
+            self.expires > now
+            and self.consent_id is not None
+            and not self.consent_revoked
+            and self.consent_expires_at is not None
+            and self.consent_expires_at > now
+            and self.permission_mask != 0
+            and self.person_is_active
+            and app_usable(self.app_status, self.is_member)
+        )
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.scope.split())
+
+
+# --- the one query -------------------------------------------------------------------
+
+
+def _sql() -> str:
+    from consentry.grants.models import Consent
+
+    q = connection.ops.quote_name
+    t, a = q(AccessToken._meta.db_table), q(Application._meta.db_table)
+    p, c = q(Person._meta.db_table), q(Consent._meta.db_table)
+    m = q(Application.members.through._meta.db_table)
+    return (
+        "SELECT t.id, t.application_id, t.user_id, t.consent_id, t.scope, t.expires, "  # noqa: S608
+        "t.created, a.client_id, a.status, a.approved_permissions, a.agreement_signed_at, "
+        "a.limits, p.is_active, "
+        f"EXISTS (SELECT 1 FROM {m} m WHERE m.application_id = t.application_id "
+        "AND m.person_id = t.user_id), "
+        "c.permission_mask, c.email_choice, c.last_used_at, c.expires_at, c.revoked_at "
+        f"FROM {t} t JOIN {a} a ON a.id = t.application_id "
+        f"JOIN {p} p ON p.id = t.user_id "
+        f"LEFT JOIN {c} c ON c.id = t.consent_id "
+        "WHERE t.token_checksum = %s"
+    )
+
+
+_SQL: dict[str, str] = {}
+
+
+def _aware(value: Any) -> datetime | None:
+    """A timestamp column as an aware datetime (SQLite hands back naive UTC ones)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _query(checksum: str) -> TokenFacts | None:
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        sql = _SQL[connection.vendor] = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [checksum])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (token_id, app_id, person_id, consent_id, scope, expires, created, client_id, status,
+     approved, agreement, limits, active, member, mask, email_choice, last_used,
+     consent_expires, revoked) = row  # fmt: skip
+    expires_at, created_at = _aware(expires), _aware(created)
+    assert expires_at is not None
+    assert created_at is not None
+    return TokenFacts(
+        token_id=token_id,
+        app_id=app_id,
+        person_id=person_id,
+        consent_id=consent_id,
+        scope=scope,
+        expires=expires_at,
+        created=created_at,
+        client_id=client_id,
+        app_status=status,
+        approved_permissions=tuple(_json(approved) or ()),
+        agreement_signed=agreement is not None,
+        app_limits=_json(limits) or {},
+        person_is_active=bool(active),
+        is_member=bool(member),
+        permission_mask=mask or 0,
+        email_choice=email_choice or "real",
+        consent_last_used_at=_aware(last_used),
+        consent_expires_at=_aware(consent_expires),
+        consent_revoked=revoked is not None,
+    )
+
+
+# --- the shared cache (Redis) ---------------------------------------------------------
+
+
+def cache_seconds() -> int:
+    """How long facts stay cached; 0 (no cache) unless Redis is configured."""
+    return int(getattr(settings, "TOKEN_CACHE_SECONDS", 0))
+
+
+def _generation_seconds() -> int:
+    """Generations outlive every entry cached under them; one that expired reads as
+    changed, so letting them expire is safe and keeps Redis from collecting them."""
+    return max(3600, 2 * cache_seconds())
+
+
+def _generation_keys(consent_id: int | None, app_id: int, person_id: int) -> list[str]:
+    return [
+        f"{GENERATION_PREFIX}c:{consent_id}",
+        f"{GENERATION_PREFIX}a:{app_id}",
+        f"{GENERATION_PREFIX}p:{person_id}",
+    ]
+
+
+def _current_generations(keys: list[str]) -> list[str]:
+    """The generations under `keys`, creating the missing ones (so that a later loss of
+    one reads as a change)."""
+    found = cache.get_many(keys)
+    for key in keys:
+        if key not in found:
+            cache.add(key, secrets.token_hex(8), timeout=_generation_seconds())
+    missing = [k for k in keys if k not in found]
+    if missing:
+        found.update(cache.get_many(missing))
+    return [str(found.get(k, "")) for k in keys]
+
+
+def _cached(checksum: str, seconds: int) -> TokenFacts | None:
+    key = ENTRY_PREFIX + checksum
+    entry = cache.get(key)
+    if entry is not None:
+        facts, generations = entry
+        keys = _generation_keys(facts.consent_id, facts.app_id, facts.person_id)
+        current = cache.get_many(keys)
+        if [current.get(k) for k in keys] == generations:
+            return facts
+    # Miss or stale: read the generations BEFORE the database, so that a revocation
+    # committed after the read below replaces them and refuses this entry.
+    facts = _query(checksum)
+    if facts is None:
+        return None
+    keys = _generation_keys(facts.consent_id, facts.app_id, facts.person_id)
+    generations = _current_generations(keys)
+    fresh = _query(checksum)  # the row as of after the generations were read
+    if fresh is None:
+        return None
+    lifetime = int((fresh.expires - timezone.now()).total_seconds())
+    if lifetime > 0 and fresh.consent_id == facts.consent_id:
+        cache.set(key, (fresh, generations), timeout=min(seconds, lifetime))
+    return fresh
+
+
+def token_facts(raw: str) -> TokenFacts | None:
+    """The facts of the access token `raw`, or None for an unknown (or absurd) one.
+    Whether it may be used is `TokenFacts.usable()`."""
     if not raw or len(raw) > MAX_TOKEN_LENGTH:
         return None
-    now = timezone.now()
-    token = (
+    checksum = token_checksum(raw)
+    seconds = cache_seconds()
+    if seconds > 0:
+        return _cached(checksum, seconds)
+    return _query(checksum)
+
+
+def usable_token_facts(raw: str) -> TokenFacts | None:
+    """The facts of `raw` when it may be used right now (TokenFacts.usable), else None."""
+    facts = token_facts(raw)
+    return facts if facts is not None and facts.usable() else None
+
+
+def access_token_for(raw: str) -> AccessToken | None:
+    """The valid access token for a bearer string as a model instance, or None; for
+    django-oauth-toolkit's own machinery. The read path uses `usable_token_facts`."""
+    facts = usable_token_facts(raw)
+    if facts is None:
+        return None
+    return (
         AccessToken.objects.select_related("application", "user", "consent")
-        .filter(
-            token_checksum=token_checksum(raw),
-            expires__gt=now,
-            consent__revoked_at__isnull=True,
-            consent__expires_at__gt=now,
-            application__status__in=(AppStatus.LIVE, AppStatus.DEVELOPMENT),
-        )
+        .filter(pk=facts.token_id)
         .first()
     )
-    if token is None or not token_holder_may_act(token.application, token.user):
-        return None
-    return token
 
 
 def token_holder_may_act(application: Application, person: Person | None) -> bool:
@@ -53,9 +271,87 @@ def token_holder_may_act(application: Application, person: Person | None) -> boo
     the person's account is active, and the app is live or in development with the
     person holding a role on it (SPEC.md rule 1, consentry.graph.release.app_usable).
 
-    The one check every token use shares: access_token_for() (the Graph API, userinfo,
-    introspection), refresh-token validation and the code exchange
-    (consentry.oauth.validators)."""
+    The one check every token use shares: TokenFacts.usable() asks the same of the lean
+    query's columns (the Graph API, userinfo, introspection); refresh-token validation and
+    the code exchange ask it here (consentry.oauth.validators)."""
     if person is None or not person.is_active:
         return False
     return application.is_usable_by(person.pk)
+
+
+# --- invalidation ------------------------------------------------------------------------
+
+
+def forget_tokens(
+    *,
+    consent_ids: Iterable[int] = (),
+    app_ids: Iterable[int] = (),
+    person_ids: Iterable[int] = (),
+) -> None:
+    """Make every process stop trusting cached facts of the tokens of these consents,
+    apps and people, from their next request on. Call it from any write that can make a
+    token unusable (revocation, narrowing, ban, suspension, deactivation, role change).
+
+    The generations are replaced at once and again after commit: the first covers a
+    crash between commit and the second; the second covers a reader that cached the
+    old row between the first and the commit."""
+    if cache_seconds() <= 0:
+        return
+    keys = [
+        *(f"{GENERATION_PREFIX}c:{i}" for i in consent_ids),
+        *(f"{GENERATION_PREFIX}a:{i}" for i in app_ids),
+        *(f"{GENERATION_PREFIX}p:{i}" for i in person_ids),
+    ]
+    if not keys:
+        return
+
+    def replace() -> None:
+        cache.set_many({k: secrets.token_hex(8) for k in keys}, timeout=_generation_seconds())
+
+    replace()
+    if connection.in_atomic_block:
+        transaction.on_commit(replace)
+
+
+def _forget_entry(checksum: str) -> None:
+    if cache_seconds() <= 0 or not checksum:
+        return
+    key = ENTRY_PREFIX + checksum
+    cache.delete(key)
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: cache.delete(key))
+
+
+@receiver(post_delete, sender=AccessToken)
+def _token_deleted(sender: Any, instance: AccessToken, **kwargs: Any) -> None:
+    _forget_entry(instance.token_checksum)
+
+
+@receiver(post_save, sender=AccessToken)
+def _token_saved(sender: Any, instance: AccessToken, created: bool, **kwargs: Any) -> None:
+    if not created:  # e.g. its scope narrowed (grants.actions.do_revoke_permission)
+        _forget_entry(instance.token_checksum)
+
+
+@receiver(post_save, sender=Application)
+def _application_saved(sender: Any, instance: Application, created: bool, **kw: Any) -> None:
+    if not created:  # status, review or limits may have changed
+        forget_tokens(app_ids=[instance.pk])
+
+
+@receiver(m2m_changed, sender=Application.members.through)
+def _members_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        if isinstance(instance, Application):
+            forget_tokens(app_ids=[instance.pk])
+        else:  # changed from the person's side
+            forget_tokens(person_ids=[instance.pk])
+
+
+def _person_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    update_fields = kwargs.get("update_fields")
+    if not created and (update_fields is None or "is_active" in update_fields):
+        forget_tokens(person_ids=[instance.pk])
+
+
+post_save.connect(_person_saved, sender=settings.AUTH_USER_MODEL)

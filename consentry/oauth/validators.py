@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from django.conf import settings
+from django.contrib.auth.hashers import identify_hasher, make_password
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -38,6 +39,8 @@ from consentry.grants.permissions import PERMISSIONS, fields_to_mask, unknown_pe
 from consentry.graph.release import AppFacts, passed_review
 from consentry.ledger.api import record_disclosure
 from consentry.oauth import throttle
+from consentry.oauth.hashers import ALGORITHM as CLIENT_SECRET_ALGORITHM
+from consentry.oauth.hashers import ClientSecretHasher
 from consentry.oauth.models import AccessToken, Application, Grant, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.oauth.tokens import access_token_for, token_checksum, token_holder_may_act
@@ -52,6 +55,28 @@ def relay_address(application_id: int, person_id: int) -> str:
     """The per-app relay address: unique to this person and app, useless elsewhere."""
     host = urlsplit(settings.PUBLIC_URL).hostname or "localhost"
     return f"{app_scoped_id(application_id, person_id)}@relay.{host}"
+
+
+def needs_upgrade(stored_secret: str) -> bool:
+    """A client secret hashed with anything but CLIENT_SECRET_HASHER (the argon2 of
+    earlier versions); a secret stored in plain on purpose (hash_client_secret=False)
+    stays as it is."""
+    if stored_secret.startswith(CLIENT_SECRET_ALGORITHM + "$"):
+        return False
+    try:
+        identify_hasher(stored_secret)
+    except ValueError:
+        return False
+    return True
+
+
+def upgrade_client_secret(client: Application, secret: str) -> None:
+    """Re-store a client secret that just verified with the fast client-secret hash
+    (consentry.oauth.hashers); guarded, so a concurrent reset of the secret wins."""
+    old = client.client_secret
+    new = make_password(secret, hasher=ClientSecretHasher())
+    if Application.objects.filter(pk=client.pk, client_secret=old).update(client_secret=new):
+        client.client_secret = new
 
 
 def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
@@ -123,9 +148,12 @@ class ConsentryValidator(OAuth2Validator):
             wait = throttle.retry_after(client_id, address)
             if wait is not None:
                 raise throttle.ClientAuthThrottled(wait, request=request)
+        self._secret_to_upgrade: str | None = None
         ok = bool(super().authenticate_client(request, *args, **kwargs))
         if not ok:
             ok = self._authenticate_with_rotated_secret(request)
+        if ok and self._secret_to_upgrade is not None:
+            upgrade_client_secret(request.client, self._secret_to_upgrade)
         if client_id:
             if ok:
                 throttle.record_success(client_id, address)
@@ -156,6 +184,15 @@ class ConsentryValidator(OAuth2Validator):
             return unquote_plus(client_id)[:200], unquote_plus(secret)[:500]
         client_id = str(getattr(request, "client_id", "") or "")[:200]
         return client_id, str(getattr(request, "client_secret", "") or "")[:500]
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        if stored_secret.startswith(CLIENT_SECRET_ALGORITHM + "$"):
+            # Directly: it needs no entry in PASSWORD_HASHERS to verify.
+            return ClientSecretHasher().verify(provided_secret, stored_secret)
+        ok = bool(super()._check_secret(provided_secret, stored_secret))
+        if ok and needs_upgrade(stored_secret):
+            self._secret_to_upgrade = provided_secret
+        return ok
 
     def _attempted_client_id(self, request: Request) -> str:
         auth = self._extract_basic_auth(request)
@@ -298,11 +335,15 @@ class ConsentryValidator(OAuth2Validator):
             return False
         rt = request.refresh_token_instance
         consent = consent_for(rt.user_id, client.pk)
+        request.consentry_consent = consent  # the same row _save_bearer_token needs
         return bool(active_permissions(consent)) and token_holder_may_act(client, rt.user)
 
     def _consent_for_request(self, request: Request) -> Consent | None:
         cached = getattr(request, "consentry_consent", None)
-        if cached is None:
+        if cached is None or (cached.person_id, cached.application_id) != (
+            request.user.pk,
+            request.client.pk,
+        ):
             cached = consent_for(request.user.pk, request.client.pk)
             request.consentry_consent = cached
         return cached
@@ -374,7 +415,7 @@ class ConsentryValidator(OAuth2Validator):
     def get_claim_dict(self, request: Request) -> dict[str, Any]:
         person = request.user
         app = request.client
-        consent = consent_for(person.pk, app.pk)
+        consent = self._consent_for_request(request)
         relay = consent is not None and consent.email_choice == "relay"
         return {
             "sub": app_scoped_id(app.pk, person.pk),

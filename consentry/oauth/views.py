@@ -3,11 +3,11 @@ django-oauth-toolkit: the consent screen and token introspection."""
 
 from __future__ import annotations
 
-import calendar
 import json
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 from django.db import transaction
 from django.http import (
     HttpRequest,
@@ -24,7 +24,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.exceptions import InvalidOIDCClientError, LogoutDenied, OAuthToolkitError
 from oauth2_provider.settings import oauth2_settings
-from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView
+from oauth2_provider.views import AuthorizationView, ConnectDiscoveryInfoView, JwksInfoView
 from oauth2_provider.views import base as dot
 from oauth2_provider.views import oidc as dot_oidc
 from oauthlib.common import Request as OauthlibRequest
@@ -39,12 +39,19 @@ from consentry.grants.actions import (
     do_record_consent_use,
 )
 from consentry.grants.models import Consent
+from consentry.grants.permissions import fields_to_mask
+from consentry.ledger.api import record_disclosure
 from consentry.oauth.consent import ConsentPlan, plan_consent
 from consentry.oauth.models import Application
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.oauth.throttle import ClientAuthThrottled
-from consentry.oauth.tokens import access_token_for
-from consentry.oauth.validators import ConsentryValidator, relay_address
+from consentry.oauth.tokens import usable_token_facts
+from consentry.oauth.validators import (
+    CLAIM_FIELD,
+    ENDPOINT_USERINFO,
+    ConsentryValidator,
+    relay_address,
+)
 from consentry.people.models import Person
 
 
@@ -334,18 +341,18 @@ class IntrospectView(View):
             response["WWW-Authenticate"] = 'Basic realm="introspection"'
             return response
         raw = request.POST.get("token", "")
-        token = access_token_for(raw) if raw else None
-        if token is None or token.application_id != client.pk:
+        facts = usable_token_facts(raw)
+        if facts is None or facts.app_id != client.pk:
             return JsonResponse({"active": False})
         return JsonResponse(
             {
                 "active": True,
-                "scope": token.scope,
+                "scope": facts.scope,
                 "client_id": client.client_id,
                 "token_type": "Bearer",
-                "exp": calendar.timegm(token.expires.utctimetuple()),
-                "iat": calendar.timegm(token.created.utctimetuple()),
-                "sub": app_scoped_id(client.pk, token.user_id),
+                "exp": int(facts.expires.timestamp()),
+                "iat": int(facts.created.timestamp()),
+                "sub": app_scoped_id(client.pk, facts.person_id),
             }
         )
 
@@ -370,9 +377,27 @@ def _authenticated_client(request: HttpRequest) -> Application | None:
 
 class DiscoveryView(ConnectDiscoveryInfoView):
     """OpenID Connect Discovery 1.0 (`/.well-known/openid-configuration`): django-oauth-
-    toolkit's document, corrected to advertise only what this server accepts."""
+    toolkit's document, corrected to advertise only what this server accepts. Built once
+    per site address and then served as bytes."""
+
+    _documents: ClassVar[dict[str, tuple[bytes, dict[str, str]]]] = {}
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        site = request.build_absolute_uri("/")
+        cached = self._documents.get(site)
+        if cached is None:
+            cached = self._build(request, *args, **kwargs)
+            if len(self._documents) < 16:  # one per address the site answers to
+                self._documents[site] = cached
+        body, headers = cached
+        response = HttpResponse(body, content_type="application/json")
+        for header, value in headers.items():
+            response[header] = value
+        return response
+
+    def _build(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> tuple[bytes, dict[str, str]]:
         response = super().get(request, *args, **kwargs)
         data = json.loads(response.content)
         data["id_token_signing_alg_values_supported"] = ["RS256"]
@@ -384,11 +409,39 @@ class DiscoveryView(ConnectDiscoveryInfoView):
         data["revocation_endpoint"] = request.build_absolute_uri(
             reverse("oauth2_provider:revoke-token")
         )
-        fixed = JsonResponse(data)
-        for header in ("Access-Control-Allow-Origin", "Cache-Control"):
-            if header in response:
-                fixed[header] = response[header]
-        return fixed
+        headers = {
+            header: response[header]
+            for header in ("Access-Control-Allow-Origin", "Cache-Control")
+            if header in response
+        }
+        return orjson.dumps(data), headers
+
+
+class JwksView(JwksInfoView):
+    """The JWKS (RFC 7517) of the ID token signing keys: django-oauth-toolkit's document,
+    computed once per key configuration (it parses every PEM key on each call)."""
+
+    _documents: ClassVar[dict[tuple[str, ...], tuple[bytes, dict[str, str]]]] = {}
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        keys = (
+            oauth2_settings.OIDC_RSA_PRIVATE_KEY,
+            *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE,
+        )
+        cached = self._documents.get(keys)
+        if cached is None:
+            response = super().get(request, *args, **kwargs)
+            headers = {
+                h: response[h]
+                for h in ("Access-Control-Allow-Origin", "Cache-Control")
+                if h in response
+            }
+            cached = self._documents[keys] = (response.content, headers)
+        body, headers = cached
+        response = HttpResponse(body, content_type="application/json")
+        for header, value in headers.items():
+            response[header] = value
+        return response
 
 
 class LogoutView(dot_oidc.RPInitiatedLogoutView):
@@ -414,19 +467,81 @@ class LogoutView(dot_oidc.RPInitiatedLogoutView):
 
 
 @method_decorator(csrf_exempt, name="dispatch")
-class UserInfoView(dot_oidc.UserInfoView):
-    """OpenID Connect UserInfo. Refuses an access token in the query string (RFC 6750 2.3
-    is forbidden by RFC 9700 4.3.2); django-oauth-toolkit only checks that elsewhere."""
+class UserInfoView(View):
+    """OpenID Connect Core 5.3 UserInfo, GET or POST with the access token as a bearer
+    token in the Authorization header (RFC 6750 2.1). A token in the query string is
+    refused (RFC 6750 2.3 is forbidden by RFC 9700 4.3.2). The token check is the read
+    path's (consentry.oauth.tokens: one lean query, or none with Redis) plus one query
+    for the claims; `sub` is the app-scoped id; the claims follow the token's scopes
+    (ConsentryValidator.oidc_claim_scope) and the consent's email choice."""
+
+    http_method_names = ["get", "post"]
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if "access_token" in request.GET:
-            response = JsonResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "Send the access token in the Authorization header.",
-                },
-                status=400,
+            return _bearer_error(
+                400, "invalid_request", "Send the access token in the Authorization header."
             )
-            response["WWW-Authenticate"] = 'Bearer error="invalid_request"'
-            return response
         return json_error(super().dispatch(request, *args, **kwargs))
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._claims(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return self._claims(request)
+
+    def _claims(self, request: HttpRequest) -> HttpResponse:
+        scheme, _, raw = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            response = JsonResponse({"error": "invalid_request"}, status=401)
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+        facts = usable_token_facts(raw.strip())
+        if facts is None:
+            return _bearer_error(401, "invalid_token", "The access token is not valid.")
+        scopes = facts.scopes
+        if "openid" not in scopes:
+            return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
+        claims: dict[str, Any] = {"sub": app_scoped_id(facts.app_id, facts.person_id)}
+        wanted = [
+            claim
+            for claim, scope in ConsentryValidator.oidc_claim_scope.items()
+            if scope in scopes and claim != "sub"
+        ]
+        with transaction.atomic():
+            if wanted:
+                name, picture, email, verified_at = (
+                    Person.objects.filter(pk=facts.person_id)
+                    .values_list("name", "picture", "email", "email_verified_at")
+                    .get()
+                )
+                if facts.email_choice == "relay":
+                    email = relay_address(facts.app_id, facts.person_id)
+                values = {
+                    "name": name,
+                    "picture": picture,
+                    "email": email,
+                    # A relay address forwards to the real one: as verified as that is.
+                    "email_verified": verified_at is not None,
+                }
+                claims.update((claim, values[claim]) for claim in wanted)
+            # The answer is a disclosure (SPEC.md): ledgered before it leaves.
+            fields = {CLAIM_FIELD[k] for k in claims if k in CLAIM_FIELD}
+            record_disclosure(
+                app_id=facts.app_id,
+                actor_id=facts.person_id,
+                endpoint=ENDPOINT_USERINFO,
+                released=[(facts.person_id, fields_to_mask(fields))] if fields else [],
+                token_id=facts.token_id,
+            )
+        response = JsonResponse(claims)
+        response["Cache-Control"] = "no-store"
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
+def _bearer_error(status: int, error: str, description: str) -> HttpResponse:
+    """An RFC 6750 3.1 error: the code in the body and in WWW-Authenticate."""
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
+    return response
