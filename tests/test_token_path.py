@@ -209,3 +209,27 @@ def test_an_argon2_client_secret_is_upgraded_on_its_next_successful_use(make_per
     assert app.client_secret.startswith("client_hmac_sha256$")
     assert introspect(app, secret, token).json()["active"] is True  # still the same secret
     assert introspect(app, secret + "x", token).status_code == 401
+
+
+def test_with_redis_a_suspension_by_harvest_detection_is_refused_at_once(make_person, shared_cache):
+    """Detection suspends with a QuerySet update (no save signal): the cached token
+    facts must still be dropped, or the harvest would go on for the cache's lifetime."""
+    from consentry.detection.actions import do_record_firings
+    from consentry.detection.rules import DEFAULT_RULES, SUSPEND, Decision, Figures
+
+    _person, app, token = world(make_person)
+    assert me(token).status_code == 200
+    assert me(token).status_code == 200  # served from the cache
+    rule = next(r for r in DEFAULT_RULES if r.action == SUSPEND)
+    do_record_firings(app.pk, [Decision(rule=rule, figures={})], Figures())
+    assert me(token).status_code == 401
+
+
+def test_with_redis_a_ban_is_refused_at_once(make_person, shared_cache):
+    from consentry.incidents.actions import do_ban_app
+
+    _person, app, token = world(make_person)
+    assert me(token).status_code == 200
+    assert me(token).status_code == 200
+    do_ban_app(app, staff_id=None, reason="harvest")
+    assert me(token).status_code == 401

@@ -11,6 +11,7 @@ from consentry.detection import rules as R
 from consentry.detection.models import Firing
 from consentry.graph import limits
 from consentry.oauth.models import Application, AppStatus
+from consentry.oauth.tokens import forget_tokens
 
 
 def do_record_firings(
@@ -41,6 +42,8 @@ def do_record_firings(
             Application.objects.filter(
                 pk=app_id, status__in=(AppStatus.LIVE, AppStatus.DEVELOPMENT)
             ).update(status=AppStatus.SUSPENDED)
+            # update() sends no signal: tell every process's token cache at once.
+            forget_tokens(app_ids=[app_id])
     for d in decisions:
         if d.rule.action == R.THROTTLE:
             limits.throttle_app(app_id, d.rule.throttle_seconds)

@@ -238,6 +238,7 @@ def do_expire_consents(now: datetime | None = None, batch: int = 1000) -> int:
                 revoked_at=now
             )
             Consent.objects.filter(pk__in=ids).update(permission_mask=0)
+            forget_tokens(consent_ids=ids)
             for _pk, person_id, application_id in rows:
                 _invalidate_tokens(person_id, application_id, now)
         total += len(rows)

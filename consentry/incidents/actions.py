@@ -24,6 +24,7 @@ from consentry.incidents.models import (
     Incident,
 )
 from consentry.oauth.models import AccessToken, Application, AppStatus, RefreshToken
+from consentry.oauth.tokens import forget_tokens
 
 
 class AlreadyBanned(Exception):
@@ -91,6 +92,8 @@ def do_ban_app(app: Application, staff_id: int | None, reason: str = "") -> Inci
         if locked.status == AppStatus.BANNED:
             raise AlreadyBanned(f"app {app.pk} is banned already")
         Application.objects.filter(pk=app.pk).update(status=AppStatus.BANNED)
+        # update() sends no signal: tell every process's token cache at once.
+        forget_tokens(app_ids=[app.pk])
         consents = Consent.objects.filter(application_id=app.pk, revoked_at__isnull=True)
         revoked = consents.update(revoked_at=now, permission_mask=0)
         ConsentPermission.objects.filter(
