@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "consentry.graph",
     "consentry.world",
     "consentry.web",
+    "consentry.replay",
 ]
 
 MIDDLEWARE = [
