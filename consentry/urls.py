@@ -11,5 +11,7 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    # The Cambridge Analytica replay's report: /demo/report (consentry.replay.urls)
+    path("demo/", include("consentry.replay.urls")),
     path("admin/", admin.site.urls),
 ]
