@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: render to files only
 
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
-from consentry.replay.report import FIELD_ROWS  # noqa: E402
+from consentry.replay.report import FIELD_ROWS
 
 COLORS = {"installers": "#4c72b0", "opt_in": "#55a868", "no_consent": "#c44e52"}
 CHARTS = ("reach", "fields")

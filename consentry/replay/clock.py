@@ -79,7 +79,7 @@ def simulated_time(start: datetime) -> Iterator[SimulatedClock]:
         if getattr(f, "default", None) is real_now
     ]
     real_limits_time = limits.time
-    timezone.now = clock.now  # type: ignore[assignment]
+    timezone.now = clock.now
     for f in fields:
         f.default = clock.now
         f.__dict__.pop("_get_default", None)  # a cached_property built from .default
@@ -87,7 +87,7 @@ def simulated_time(start: datetime) -> Iterator[SimulatedClock]:
     try:
         yield clock
     finally:
-        timezone.now = real_now  # type: ignore[assignment]
+        timezone.now = real_now
         for f in fields:
             f.default = real_now
             f.__dict__.pop("_get_default", None)

@@ -39,7 +39,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The report document (served at /demo/report.json)."""
     policies = [
-        {"key": p.value, "title": p.title, **results[p.value]} for p in Policy if p.value in results
+        {"key": p.value, "title": p.heading, **results[p.value]}
+        for p in Policy
+        if p.value in results
     ]
     world = policies[0]["world"] if policies else {}
     return {
@@ -81,7 +83,11 @@ def rows() -> list[Row]:
         return lambda p: p["quiz"][key]
 
     out = [
-        Row("Quiz installers", "People who installed the quiz and said yes to it.", quiz("installers")),
+        Row(
+            "Quiz installers",
+            "People who installed the quiz and said yes to it.",
+            quiz("installers"),
+        ),
         Row(
             "People whose data reached the quiz",
             "Everyone the quiz received at least one datum about, per the ledger.",
@@ -111,7 +117,7 @@ def rows() -> list[Row]:
             Row(
                 f"  {name.replace('_', ' ')} values that left",
                 f"People whose {name.replace('_', ' ')} the quiz received.",
-                lambda p, n=name: p["quiz"]["per_field"][n],
+                _per_field(name),
             )
         )
     out += [
@@ -149,12 +155,14 @@ def rows() -> list[Row]:
         Row(
             "ledger verify",
             "The whole disclosure ledger recomputed: every leaf, root and signed head.",
-            lambda p: f"OK, {p['ledger']['entries']:,} entries"
-            if p["ledger"]["ok"]
-            else "FAILED",
+            lambda p: f"OK, {p['ledger']['entries']:,} entries" if p["ledger"]["ok"] else "FAILED",
         ),
     ]
     return out
+
+
+def _per_field(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda p: p["quiz"]["per_field"][name]
 
 
 def _notified(detection: dict[str, Any]) -> Any:

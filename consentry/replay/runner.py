@@ -12,6 +12,7 @@ the figures are read back from the ledger and the world (consentry.replay.figure
 from __future__ import annotations
 
 import enum
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ class Policy(enum.StrEnum):
     OPT_IN = "consentry_optin"
 
     @property
-    def title(self) -> str:
+    def heading(self) -> str:
         return {
             Policy.LEGACY: "Legacy v1.0 (2014)",
             Policy.CONSENTRY: "Consentry",
@@ -147,6 +148,18 @@ def do_set_opt_ins(opt_ins: dict[int, tuple[str, ...]]) -> int:
 
 
 @contextmanager
+def _quiet_request_log() -> Iterator[None]:
+    """The quiz's probes are meant to fail: thousands of expected 404s are not news."""
+    log = logging.getLogger("django.request")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@contextmanager
 def _rule_for(policy: Policy) -> Iterator[None]:
     if policy is Policy.LEGACY:
         from consentry.replay.legacy import legacy_release_rule
@@ -225,10 +238,12 @@ class Replay:
 
     def harvest(self, person_id: int) -> None:
         """The quiz: everything about the installer, every friend, then probing ids."""
-        self.get(QUIZ.key, person_id, "/v1/me", fields=scenario.EVERY_FIELD)
+        status, me = self.get(QUIZ.key, person_id, "/v1/me", fields=scenario.EVERY_FIELD)
         self.get(QUIZ.key, person_id, "/v1/me/posts", limit=100)
         friends = self.friends(QUIZ.key, person_id, scenario.EVERY_FIELD)
         own = {f["id"] for f in friends}
+        if status == 200:
+            own.add(me["data"]["id"])
         earlier = [i for i in self.quiz_seen if i not in own]
         guesses = self._probe_rng.sample(earlier, min(len(earlier), scenario.QUIZ_PROBES // 2))
         while len(guesses) < scenario.QUIZ_PROBES:
@@ -252,6 +267,7 @@ def run_policy(policy: Policy, params: Params, progress: Progress | None = None)
     with ExitStack() as stack:
         clock = stack.enter_context(simulated_time(start))
         stack.enter_context(_rule_for(policy))
+        stack.enter_context(_quiet_request_log())
         apps = do_register_replay_apps(password_hash)
         do_set_opt_ins(scenario.opt_ins(people, params.seed) if policy is Policy.OPT_IN else {})
         replay = Replay(policy, params, clock)

@@ -155,7 +155,8 @@ def schedule(person_ids: Sequence[int], params: Params) -> list[Event]:
     wave = QUIZ_WAVE_START + rng.beta(2.0, 3.0, size=len(quiz)) * min(
         QUIZ_WAVE_DAYS, params.days - QUIZ_WAVE_START - 1
     )
-    raw += [(int(t), "install", QUIZ.key, int(p)) for t, p in zip(_moments(rng, wave), quiz)]
+    moments = _moments(rng, wave)
+    raw += [(int(t), "install", QUIZ.key, int(p)) for t, p in zip(moments, quiz, strict=True)]
 
     rng = np.random.default_rng([params.seed, 2])
     calendar = _pick(rng, ids, params.calendar_share)

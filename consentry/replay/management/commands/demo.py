@@ -112,9 +112,10 @@ class Command(BaseCommand):
             report: dict[str, Any] = json.loads(path.read_text())
         except ValueError:
             return None
-        same = report.get("params", {}).get("people") == params.people and report.get(
-            "params", {}
-        ).get("seed") == params.seed
+        same = (
+            report.get("params", {}).get("people") == params.people
+            and report.get("params", {}).get("seed") == params.seed
+        )
         return report if same else None
 
     def _step(self, database: Path, *args: str) -> None:
@@ -163,8 +164,13 @@ class Command(BaseCommand):
                 text=True,
             )
             bars[policy] = tqdm(
-                total=1, desc=f"{policy.title:<20}", position=position, unit="event",
-                file=sys.stdout, dynamic_ncols=True, leave=True,
+                total=1,
+                desc=f"{policy.heading:<20}",
+                position=position,
+                unit="event",
+                file=sys.stdout,
+                dynamic_ncols=True,
+                leave=True,
             )
         self._follow(children, bars)
         for bar in bars.values():
@@ -173,12 +179,12 @@ class Command(BaseCommand):
         if failed:
             policy, child = next(iter(failed.items()))
             errors = child.stderr.read() if child.stderr else ""
-            raise CommandError(f"the {policy.title} replay failed:\n{errors[-3000:]}")
-        return {
-            p.value: json.loads((folder / f"{p.value}.json").read_text()) for p in Policy
-        }
+            raise CommandError(f"the {policy.heading} replay failed:\n{errors[-3000:]}")
+        return {p.value: json.loads((folder / f"{p.value}.json").read_text()) for p in Policy}
 
-    def _follow(self, children: dict[Policy, subprocess.Popen[str]], bars: dict[Policy, Any]) -> None:
+    def _follow(
+        self, children: dict[Policy, subprocess.Popen[str]], bars: dict[Policy, Any]
+    ) -> None:
         selector = selectors.DefaultSelector()
         for policy, child in children.items():
             assert child.stdout is not None
@@ -219,7 +225,9 @@ class Command(BaseCommand):
                 f"  person     {person['email']} ({person['name']}): installed the quiz; "
                 f"their privacy center shows what it read"
             )
-        lines.append(f"  developer  {signins['developer']['email']}: the Personality Quiz's developer")
+        lines.append(
+            f"  developer  {signins['developer']['email']}: the Personality Quiz's developer"
+        )
         staff = signins.get("staff")
         if staff:
             lines.append(f"  staff      {staff['email']}: {staff['note']}")
