@@ -244,7 +244,7 @@ CLIENT_AUTH_FAILURE_LIMIT = 10
 CLIENT_AUTH_LOCKOUT_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 
-# --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------
+# --- Graph API limits (docs/rules.md rule 4); Application.limits overrides them per app ------
 # with the keys "requests_per_minute", "token_requests_per_minute", "subjects_per_day".
 GRAPH_RATE_APP_PER_MINUTE = int(_config.env("RATE_APP_PER_MINUTE", "1200"))
 GRAPH_RATE_TOKEN_PER_MINUTE = int(_config.env("RATE_TOKEN_PER_MINUTE", "300"))

@@ -1,4 +1,4 @@
-"""The site's URL map; each capability owns the paths under its prefix (SPEC.md
+"""The site's URL map; each capability owns the paths under its prefix (docs/rules.md
 "Interfaces")."""
 
 from django.contrib import admin

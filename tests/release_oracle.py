@@ -1,6 +1,6 @@
-"""An independent oracle of SPEC.md's release rule, for the property tests.
+"""An independent oracle of docs/rules.md's release rule, for the property tests.
 
-Written straight from SPEC.md's text and the decisions documented in
+Written straight from docs/rules.md's text and the decisions documented in
 consentry/graph/release.py's docstring, on plain dictionaries, deliberately WITHOUT
 importing consentry.graph.release or consentry.grants.permissions: if the product's rule
 and this reading ever disagree, a test fails.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# SPEC.md "Permissions", transcribed.
+# docs/rules.md "Permissions", transcribed.
 FIELD_PERMISSION = {
     "name": "profile",
     "picture": "profile",
@@ -125,7 +125,7 @@ def _field_released(s: Situation, name: str) -> bool:
 
 
 def expected_release(s: Situation, requested: Iterable[str]) -> set[str]:
-    """The fields of the subject that SPEC.md says reach the app."""
+    """The fields of the subject that docs/rules.md says reach the app."""
     requested = set(requested)
     out = {f for f in requested if f != "id" and _field_released(s, f)}
     if s.relation == "self":

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-GRANT_LIFETIME = timedelta(days=90)  # SPEC.md rule 2: expires 90 days after last use
+GRANT_LIFETIME = timedelta(days=90)  # docs/rules.md rule 2: expires 90 days after last use
 
 
 class Consent(models.Model):

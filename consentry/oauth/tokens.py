@@ -20,7 +20,7 @@ def access_token_for(raw: str) -> AccessToken | None:
     """The valid access token for a bearer string, or None.
 
     None for unknown, expired or revoked tokens, tokens of a suspended or banned app, and
-    tokens whose consent is revoked or expired (SPEC.md rule 2). One indexed query, with
+    tokens whose consent is revoked or expired (docs/rules.md rule 2). One indexed query, with
     `application`, `user` and `consent` joined in. The token's `scope` never exceeds the
     consent's active permissions: consentry.grants.actions narrows or deletes tokens in the
     same transaction that narrows or revokes the consent.

@@ -4,7 +4,7 @@ django-oauth-toolkit's validator with these changes:
 - scopes: only the permissions of the catalogue, review-needed ones only once staff
   approved them for the app, agreement ones only after the agreement is signed, and only
   for a person the app may serve (live, or development with the person as member; never
-  suspended or banned) (SPEC.md rule 1);
+  suspended or banned) (docs/rules.md rule 1);
 - authorization codes are stored as SHA-256 and kept after use, so a replayed code fails
   and revokes every token the first exchange produced (RFC 6749 4.1.2, RFC 9700 4.5);
 - every access and refresh token is tied to the person's Consent and never carries more
@@ -51,7 +51,7 @@ def relay_address(application_id: int, person_id: int) -> str:
 
 
 def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
-    """The requested permissions this app may not ask for: unknown ones, and those SPEC.md
+    """The requested permissions this app may not ask for: unknown ones, and those docs/rules.md
     rule 1 ("approved in review for the permission", plus the signed agreement where
     needed) refuses, decided by the release rule's own consentry.graph.release.passed_review."""
     facts = AppFacts.of(application)
@@ -93,7 +93,7 @@ class ConsentryValidator(OAuth2Validator):
             return unquote_plus(decoded.split(":", 1)[0])[:200]
         return str(getattr(request, "client_id", "") or "")[:200]
 
-    # --- scopes and who may use the app (SPEC.md rule 1) --------------------------------
+    # --- scopes and who may use the app (docs/rules.md rule 1) --------------------------------
 
     def validate_scopes(
         self, client_id: str, scopes: list[str], client: Application, request: Request, *a: Any
