@@ -133,3 +133,27 @@ def check_safe(config: Config) -> None:
         raise ImproperlyConfigured(
             "Consentry refuses to start with an unsafe setting:\n  - " + "\n  - ".join(problems)
         )
+
+
+def email_settings(url: str) -> tuple[str, dict[str, object]]:
+    """Django email settings from `CONSENTRY_EMAIL_URL`: empty means the console backend
+    (mail is printed, nothing is sent); `smtp://` or `smtps://` URLs configure SMTP."""
+    if not url:
+        return "django.core.mail.backends.console.EmailBackend", {}
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{PREFIX}EMAIL_URL: expected smtp://user:password@host:port or smtps://..."
+        )
+    tls_on_connect = parts.scheme == "smtps"
+    return "django.core.mail.backends.smtp.EmailBackend", {
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": parts.port or (465 if tls_on_connect else 587),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_SSL": tls_on_connect,
+        "EMAIL_USE_TLS": not tls_on_connect,
+        "EMAIL_TIMEOUT": 20,
+    }

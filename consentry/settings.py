@@ -32,6 +32,11 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "ninja",  # serves the Graph API docs page's assets locally (no CDN)
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_tasks",
+    "django_tasks_db",
+    *(["django_rq"] if CONFIG.redis_url else []),
     "consentry.people",
     "consentry.accounts",
     "consentry.oauth",
@@ -40,6 +45,8 @@ INSTALLED_APPS = [
     "consentry.graph",
     "consentry.world",
     "consentry.web",
+    "consentry.notices",
+    "consentry.staff",
     "consentry.replay",
 ]
 
@@ -51,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks request.user.is_verified() once a staff member passed their TOTP check.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it watches the outcome of authentication.
@@ -101,6 +110,24 @@ if CONFIG.redis_url:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Background work: Django's Tasks API (django-tasks backport) ------------------------
+# The database backend by default (a worker thread inside `consentry serve`, or
+# `consentry worker`); RQ on Redis when CONSENTRY_REDIS_URL is set.
+if CONFIG.redis_url:
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {"default": {"URL": CONFIG.redis_url, "DEFAULT_TIMEOUT": 3600}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+# --- Email: notices also go out by mail. Console by default; SMTP from CONSENTRY_EMAIL_URL
+# (smtp://user:password@host:587 or smtps://... for TLS on connect).
+EMAIL_BACKEND, _email = _config.email_settings(_config.env("EMAIL_URL"))
+globals().update(_email)
+DEFAULT_FROM_EMAIL = _config.env("EMAIL_FROM", "Consentry <no-reply@localhost>")
+
+# --- Second factor for staff (django-otp, TOTP) -----------------------------------------
+OTP_TOTP_ISSUER = "Consentry"
 
 # --- People and authentication ----------------------------------------------------------
 AUTH_USER_MODEL = "people.Person"

@@ -3,6 +3,10 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+
+# The admin asks staff for their second factor too (django-otp).
+admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("", include("consentry.web.urls")),
@@ -11,6 +15,7 @@ urlpatterns = [
     path("", include("consentry.oauth.urls")),
     # Graph API: /v1/... (consentry.graph.urls)
     path("", include("consentry.graph.urls")),
+    path("staff/", include("consentry.staff.urls")),
     # The Cambridge Analytica replay's report: /demo/report (consentry.replay.urls)
     path("demo/", include("consentry.replay.urls")),
     path("admin/", admin.site.urls),

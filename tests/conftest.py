@@ -32,3 +32,25 @@ def make_person(db: None) -> Callable[..., Person]:
         return Person.objects.create_user(email=email, password=password, **fields)
 
     return make
+
+
+@pytest.fixture
+def run_tasks(django_capture_on_commit_callbacks: Any) -> Callable[[], int]:
+    """Run background tasks the way a worker would, in this process: first whatever the
+    test's (never committed) transaction queued on commit, then every ready task until
+    none are left. Returns how many tasks ran."""
+    from django.db import connection
+
+    from consentry.web.worker import run_ready_tasks
+
+    def run() -> int:
+        # pytest-django wraps `db` tests in a transaction that never commits, so callbacks
+        # queued with transaction.on_commit() are run here, as a commit would.
+        while connection.run_on_commit:
+            callbacks = list(connection.run_on_commit)
+            connection.run_on_commit.clear()
+            for _savepoints, callback, _robust in callbacks:
+                callback()
+        return run_ready_tasks()
+
+    return run

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import subprocess
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +28,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--threads", type=int, default=8)
         parser.add_argument("--no-migrate", action="store_true")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not start a background task worker (run `consentry worker` elsewhere)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["no_migrate"]:
@@ -54,5 +62,37 @@ class Command(BaseCommand):
             def load(self) -> Any:
                 return application
 
+        if not opts["no_worker"]:
+            start_worker()
         self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
         Server().run()
+
+
+def start_worker() -> subprocess.Popen[bytes]:
+    """Run `consentry worker` as a child process for as long as the server runs.
+
+    A separate process rather than a thread in gunicorn's master: the master forks web
+    workers, and a forked copy of a thread's open database connection is not safe."""
+    worker = subprocess.Popen([sys.executable, "-m", "consentry", "worker"], env=os.environ.copy())
+
+    def stop() -> None:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    atexit.register(stop)
+    return worker
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel stop the worker if the server dies without cleaning up
+    (kill -9): no orphaned worker keeps polling."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
