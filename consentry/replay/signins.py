@@ -4,6 +4,7 @@ never in the report."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from django.db.models import Count
@@ -12,6 +13,7 @@ from consentry.people.models import Friendship, Person
 from consentry.replay.figures import consenters
 from consentry.replay.runner import RunStats, developer_email
 from consentry.replay.scenario import QUIZ
+from consentry.staff.actions import do_create_staff
 from consentry.world.management.commands.world_generate import DEMO_PASSWORD
 
 
@@ -32,6 +34,18 @@ def showcase_person(app_id: int) -> Person | None:
     return Person.objects.get(pk=person_id)
 
 
+STAFF_EMAIL = "staff@demo.invalid"
+
+
+def demo_staff() -> dict[str, str]:
+    """A staff member of the demo database, with the TOTP secret of their second factor
+    (staff pages need it; consentry.staff). The secret is printed because this is a demo
+    database nobody else uses; it is kept in var/demo/sign-ins.json (mode 0600) only."""
+    person, device = do_create_staff(STAFF_EMAIL, DEMO_PASSWORD, name="Demo staff")
+    secret = base64.b32encode(bytes(device.bin_key)).decode().rstrip("=")
+    return {"email": person.email, "totp_secret": secret, "totp_uri": device.config_url}
+
+
 def demo_sign_ins(stats: RunStats) -> dict[str, Any]:
     person = showcase_person(stats.app_ids[QUIZ.key])
     return {
@@ -42,5 +56,5 @@ def demo_sign_ins(stats: RunStats) -> dict[str, Any]:
             "see": "/privacy/",
         },
         "developer": {"email": developer_email(QUIZ), "see": "/developers/"},
-        "staff": None,
+        "staff": demo_staff(),
     }

@@ -230,6 +230,13 @@ class Command(BaseCommand):
         )
         staff = signins.get("staff")
         if staff:
-            lines.append(f"  staff      {staff['email']}: {staff['note']}")
+            lines += [
+                f"  staff      {staff['email']}: the staff console ({base}/staff/) needs a "
+                "second factor:",
+                f"             TOTP secret {staff['totp_secret']} (add it to an "
+                "authenticator app, or get the current code with",
+                "             python -c 'import pyotp; print(pyotp.TOTP("
+                f'"{staff["totp_secret"]}").now())\')',
+            ]
         lines.append(f"The report: {base}/demo/report")
         self.stdout.write("\n".join(lines))
