@@ -227,3 +227,29 @@ def test_the_server_never_loads_the_legacy_rule(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow
+def test_demo_replays_prints_the_report_and_reuses_it(tmp_path: Path) -> None:
+    """`consentry demo` end to end in child processes, as `make demo` runs it: a world,
+    three policies side by side, the table, the sign-ins; the second run reuses it all."""
+    env = {"CONSENTRY_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    argv = [sys.executable, "-m", "consentry", "demo", "--people", "120", "--no-serve"]
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Generating a world of 120 people" in first.stdout
+    assert "People whose data reached the quiz" in first.stdout
+    assert "TOTP secret" in first.stdout
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert [p["key"] for p in report["policies"]] == [p.value for p in Policy]
+    assert all(p["ledger"]["ok"] for p in report["policies"])
+    assert report["policies"][1]["quiz"]["without_consent_or_opt_in"] == 0
+    signins = tmp_path / "demo" / "sign-ins.json"
+    assert signins.stat().st_mode & 0o077 == 0
+    assert "totp_secret" not in json.dumps(report)
+
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Reusing the replay" in second.stdout
+    assert "Generating" not in second.stdout
+    assert json.loads((tmp_path / "demo" / "report.json").read_text()) == report
