@@ -164,6 +164,7 @@ class Command(BaseCommand):
                 text=True,
             )
             bars[policy] = tqdm(
+                disable=not sys.stdout.isatty(),
                 total=1,
                 desc=f"{policy.heading:<20}",
                 position=position,
@@ -175,6 +176,9 @@ class Command(BaseCommand):
         self._follow(children, bars)
         for bar in bars.values():
             bar.close()
+        if not sys.stdout.isatty():
+            for policy in Policy:
+                self.stdout.write(f"{policy.heading}: replayed")
         failed = {p: c for p, c in children.items() if c.returncode != 0}
         if failed:
             policy, child = next(iter(failed.items()))
