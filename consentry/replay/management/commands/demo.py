@@ -239,7 +239,7 @@ class Command(BaseCommand):
                 "second factor:",
                 f"             TOTP secret {staff['totp_secret']} (add it to an "
                 "authenticator app, or get the current code with",
-                "             python -c 'import pyotp; print(pyotp.TOTP("
+                f"             {sys.executable} -c 'import pyotp; print(pyotp.TOTP("
                 f'"{staff["totp_secret"]}").now())\')',
             ]
         lines.append(f"The report: {base}/demo/report")
