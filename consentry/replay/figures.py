@@ -8,6 +8,7 @@ independently from the raw call records and the world.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from consentry.grants.models import Consent
@@ -73,16 +74,55 @@ def world_figures() -> dict[str, Any]:
 
 
 def detection_figures(app_id: int, start: str) -> dict[str, Any]:
-    """When harvest detection alerted, throttled and suspended the app, and the notices
-    that followed. The single place the replay reads detection from: until the detection
-    capability is installed, every figure here is "not available"."""
-    return {
+    """When harvest detection alerted, throttled and suspended the app (simulated days
+    since the replay began), and the notices that followed a ban.
+
+    The single place the replay reads detection and incident response from. Until the
+    detection capability (consentry.detection, consentry.incidents) is installed, every
+    figure here is "not available"; once it is, the firings come from
+    `consentry.detection.api.firings_for_app` and the notices from the app's Incident.
+    """
+    figures: dict[str, Any] = {
         "alerted_day": NOT_AVAILABLE,
         "throttled_day": NOT_AVAILABLE,
         "suspended_day": NOT_AVAILABLE,
         "notified_people": NOT_AVAILABLE,
         "notified_within_hours": NOT_AVAILABLE,
     }
+    try:
+        from consentry.detection.api import firings_for_app
+    except ImportError:
+        return figures
+    began = datetime.fromisoformat(start)
+    first: dict[str, datetime] = {}
+    for firing in firings_for_app(app_id):
+        first.setdefault(firing.action, firing.fired_at)
+    for action, key in (
+        ("alert", "alerted_day"),
+        ("throttle", "throttled_day"),
+        ("suspend", "suspended_day"),
+    ):
+        moment = first.get(action)
+        figures[key] = (
+            None
+            if moment is None
+            else round((moment - began).days + ((moment - began).seconds / 86_400), 1)
+        )
+    try:
+        from consentry.incidents.models import Incident
+    except ImportError:
+        return figures
+    incident = Incident.objects.filter(app_id=app_id).order_by("pk").first()
+    if incident is None:
+        figures["notified_people"] = None
+        figures["notified_within_hours"] = None
+        return figures
+    figures["notified_people"] = incident.notified
+    done = incident.notices_done_at
+    figures["notified_within_hours"] = (
+        None if done is None else round((done - incident.banned_at).total_seconds() / 3600, 1)
+    )
+    return figures
 
 
 def policy_figures(stats: RunStats) -> dict[str, Any]:

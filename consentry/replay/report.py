@@ -167,8 +167,10 @@ def _per_field(name: str) -> Callable[[dict[str, Any]], Any]:
 
 def _notified(detection: dict[str, Any]) -> Any:
     people, hours = detection["notified_people"], detection["notified_within_hours"]
-    if people == NOT_AVAILABLE or people is None:
+    if people == NOT_AVAILABLE:
         return NOT_AVAILABLE
+    if people is None:
+        return "no ban"
     return f"{people:,} within {hours:g} h" if isinstance(hours, int | float) else f"{people:,}"
 
 
