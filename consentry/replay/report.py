@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from consentry.replay import scenario
 from consentry.replay.figures import NOT_AVAILABLE
 from consentry.replay.runner import Policy
@@ -23,6 +25,15 @@ OPT_IN_REASONING = (
     "Consentry's friend-sharing opt-in is off by default and no app can prompt for it, so "
     "we assume fewer: 5% of people share their birthday, 2% their whole profile."
 )
+FIELD_LABELS = {
+    "birthday": _("birthday"),
+    "likes": _("likes"),
+    "hometown": _("hometown"),
+    "current_city": _("current city"),
+    "relationship_status": _("relationship status"),
+    "email": _("email"),
+    "posts": _("posts"),
+}
 FIELD_ROWS: tuple[str, ...] = (
     "birthday",
     "likes",
@@ -68,101 +79,121 @@ def build_report(
 
 @dataclass(frozen=True)
 class Row:
-    label: str
-    explain: str
+    label: Any  # lazily translated text
+    explain: Any
     value: Callable[[dict[str, Any]], Any]  # policy dict -> number, text or None
     bar: bool = False  # draw a bar against the world's size
 
 
 def _day(value: Any) -> Any:
-    return f"day {value:g}" if isinstance(value, int | float) else value
+    if isinstance(value, int | float):
+        return _("day %(day)s") % {"day": f"{value:g}"}
+    return value
+
+
+def _per_field(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda p: p["quiz"]["per_field"][name]
+
+
+def _quiz(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda p: p["quiz"][key]
+
+
+def _probes(p: dict[str, Any]) -> Any:
+    return _("%(found)s of %(tried)s") % {
+        "found": p["run"]["probes_found"],
+        "tried": p["run"]["probes"],
+    }
+
+
+def _verify(p: dict[str, Any]) -> Any:
+    if not p["ledger"]["ok"]:
+        return _("FAILED")
+    return _("OK, %(entries)s entries") % {"entries": f"{p['ledger']['entries']:,}"}
 
 
 def rows() -> list[Row]:
-    def quiz(key: str) -> Callable[[dict[str, Any]], Any]:
-        return lambda p: p["quiz"][key]
-
+    """Every row of the report, in order, with its one-sentence explanation."""
     out = [
         Row(
-            "Quiz installers",
-            "People who installed the quiz and said yes to it.",
-            quiz("installers"),
+            _("Quiz installers"),
+            _("People who installed the quiz and said yes to it."),
+            _quiz("installers"),
         ),
         Row(
-            "People whose data reached the quiz",
-            "Everyone the quiz received at least one datum about, per the ledger.",
-            quiz("reached"),
+            _("People whose data reached the quiz"),
+            _("Everyone the quiz received at least one datum about, per the ledger."),
+            _quiz("reached"),
             bar=True,
         ),
         Row(
-            "  of whom without their own consent",
-            "Of those, people who never installed the quiz themselves.",
-            quiz("without_own_consent"),
+            _("  of whom without their own consent"),
+            _("Of those, people who never installed the quiz themselves."),
+            _quiz("without_own_consent"),
             bar=True,
         ),
         Row(
-            "  of whom without consent or opt-in",
-            "Of those, people who had not opted in to friend sharing either.",
-            quiz("without_consent_or_opt_in"),
+            _("  of whom without consent or opt-in"),
+            _("Of those, people who had not opted in to friend sharing either."),
+            _quiz("without_consent_or_opt_in"),
             bar=True,
         ),
         Row(
-            "Reach amplification",
-            "People reached per installer: how far one yes carried.",
-            quiz("amplification"),
+            _("Reach amplification"),
+            _("People reached per installer: how far one yes carried."),
+            _quiz("amplification"),
         ),
     ]
     for name in FIELD_ROWS:
+        label = FIELD_LABELS[name]
         out.append(
             Row(
-                f"  {name.replace('_', ' ')} values that left",
-                f"People whose {name.replace('_', ' ')} the quiz received.",
+                _("  %(field)s values that left") % {"field": label},
+                _("People whose %(field)s the quiz received.") % {"field": label},
                 _per_field(name),
             )
         )
     out += [
         Row(
-            "Quiz probes of person ids answered",
-            "Ids the quiz tried (other installers' friends, made-up ids) that were answered.",
-            lambda p: f"{p['run']['probes_found']} of {p['run']['probes']}",
+            _("Quiz probes of person ids answered"),
+            _("Ids the quiz tried (other installers' friends, made-up ids) that were answered."),
+            _probes,
         ),
         Row(
-            "Detection alerted",
-            "Simulated day harvest detection raised an alert about the quiz.",
+            _("Detection alerted"),
+            _("Simulated day harvest detection raised an alert about the quiz."),
             lambda p: _day(p["detection"]["alerted_day"]),
         ),
         Row(
-            "Detection throttled",
-            "Simulated day detection throttled the quiz's API calls.",
+            _("Detection throttled"),
+            _("Simulated day detection throttled the quiz's API calls."),
             lambda p: _day(p["detection"]["throttled_day"]),
         ),
         Row(
-            "Detection suspended",
-            "Simulated day detection suspended the quiz pending review.",
+            _("Detection suspended"),
+            _("Simulated day detection suspended the quiz pending review."),
             lambda p: _day(p["detection"]["suspended_day"]),
         ),
         Row(
-            "People notified",
-            "People told exactly what of theirs the quiz got, and how long that took.",
+            _("People notified"),
+            _("People told exactly what of theirs the quiz got, and how long that took."),
             lambda p: _notified(p["detection"]),
         ),
         Row(
-            "Friends' birthdays in Birthday Calendar",
-            "People whose birthday reached the legitimate calendar app without their own "
-            "consent (through their opt-in, or under v1.0 through anyone).",
+            _("Friends' birthdays in Birthday Calendar"),
+            _(
+                "People whose birthday reached the legitimate calendar app without their own "
+                "consent (through their opt-in, or under v1.0 through anyone)."
+            ),
             lambda p: p["calendar"]["per_field_without_consent"]["birthday"],
         ),
         Row(
-            "ledger verify",
-            "The whole disclosure ledger recomputed: every leaf, root and signed head.",
-            lambda p: f"OK, {p['ledger']['entries']:,} entries" if p["ledger"]["ok"] else "FAILED",
+            _("ledger verify"),
+            _("The whole disclosure ledger recomputed: every leaf, root and signed head."),
+            _verify,
         ),
     ]
     return out
-
-
-def _per_field(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda p: p["quiz"]["per_field"][name]
 
 
 def _notified(detection: dict[str, Any]) -> Any:
@@ -170,13 +201,15 @@ def _notified(detection: dict[str, Any]) -> Any:
     if people == NOT_AVAILABLE:
         return NOT_AVAILABLE
     if people is None:
-        return "no ban"
+        return _("no ban")
     return f"{people:,} within {hours:g} h" if isinstance(hours, int | float) else f"{people:,}"
 
 
 def cell(value: Any) -> str:
     if value is None:
         return "-"
+    if value == NOT_AVAILABLE:
+        return str(_("not available"))
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -200,7 +233,7 @@ def table(report: dict[str, Any], *, bars: bool = True) -> str:
     header = ["", *(p["title"] for p in policies)]
     body: list[list[str]] = []
     for row in rows():
-        cells = [row.label]
+        cells = [str(row.label)]
         for p in policies:
             value = row.value(p)
             text = cell(value)
@@ -233,5 +266,5 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for row in rows():
         values = " | ".join(cell(row.value(p)) for p in policies)
-        out.append(f"| {row.label.strip()} | {values} | {row.explain} |")
+        out.append(f"| {str(row.label).strip()} | {values} | {row.explain} |")
     return "\n".join(out)

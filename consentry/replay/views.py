@@ -26,8 +26,8 @@ def report_page(request: HttpRequest) -> HttpResponse:
     people = report["world"].get("people", 0)
     table = [
         {
-            "label": row.label.strip(),
-            "indent": row.label.startswith(" "),
+            "label": str(row.label).strip(),
+            "indent": str(row.label).startswith(" "),
             "explain": row.explain,
             "cells": [
                 {
