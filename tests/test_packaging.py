@@ -5,6 +5,7 @@ included in the package)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Its own virtual environment and SQLite database: the same on either pass of
+    # scripts/run-tests, so it runs once, in the SQLite pass.
+    pytest.mark.skipif(
+        os.environ.get("CONSENTRY_DATABASE_URL", "").startswith("postgres"),
+        reason="database-independent; runs in the SQLite pass",
+    ),
+]
 
 
 def tracked_copy(target: Path) -> Path:

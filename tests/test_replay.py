@@ -5,6 +5,7 @@ who installed, who opted in, audiences), under each of the three policies."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -230,6 +231,10 @@ def test_the_server_never_loads_the_legacy_rule(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("CONSENTRY_DATABASE_URL", "").startswith("postgres"),
+    reason="the demo always uses its own SQLite files; runs in the SQLite pass",
+)
 def test_demo_replays_prints_the_report_and_reuses_it(tmp_path: Path) -> None:
     """`consentry demo` end to end in child processes, as `make demo` runs it: a world,
     three policies side by side, the table, the sign-ins; the second run reuses it all."""
