@@ -156,8 +156,9 @@ def test_every_figure_agrees_with_the_ledger_and_the_world(
     json.dumps(figures)  # the report is plain JSON
 
 
-def test_report_table_and_page(db: None, client: Any) -> None:
-    fake = {
+def sample_figures() -> dict[str, Any]:
+    """Figures of one policy run, for the report's page and table."""
+    return {
         "world": {"people": 100, "friendships": 900, "mean_friends": 18.0},
         "quiz": {
             "installers": 1,
@@ -184,6 +185,10 @@ def test_report_table_and_page(db: None, client: Any) -> None:
         "ledger": {"ok": True, "entries": 3, "subject_records": 91, "summary": "OK"},
         "run": {"probes": 6, "probes_found": 0},
     }
+
+
+def test_report_table_and_page(db: None, client: Any) -> None:
+    fake = sample_figures()
     report = report_module.build_report(PARAMS, {"legacy": fake}, 1.0)
     text = report_module.table(report)
     assert "People whose data reached the quiz" in text
