@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
-DEMO_PEOPLE ?= 2000
+DEMO_PEOPLE ?= 20000
 DEMO_SEED ?= 2014
 
-.PHONY: demo test lint typecheck pytest install lock chromium clean
+.PHONY: demo test bench lint typecheck pytest install lock chromium clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/consentry demo --people $(DEMO_PEOPLE) --seed $(DEMO_SEED)
+
+# Every benchmark under bench/: bench/results.json, results.md (ratios) and results.png.
+bench: $(STAMP)
+	$(BIN)/python bench/_all.py
 
 test: lint typecheck pytest
 

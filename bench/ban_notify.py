@@ -1,5 +1,5 @@
 """Benchmark: ban an app whose ledger reaches 100,000 people and notify every one of them
-(SPEC.md: "100,000 affected people must all have their notices within 60 seconds on one
+(docs/rules.md: "100,000 affected people must all have their notices within 60 seconds on one
 machine").
 
 The world: --people people (default 100,000), --installers of them (default 1,000) with a

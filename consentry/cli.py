@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Two-word commands named in SPEC.md, mapped to their management command.
+# Two-word commands named in docs/rules.md, mapped to their management command.
 GROUPS = {"world", "ledger", "apps", "bench", "staff"}
 # Groups that are one command with their own subcommands or arguments.
 KEEP = {"apps", "bench"}

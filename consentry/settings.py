@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "consentry.detection",
     "consentry.incidents",
     "consentry.ops",
+    "consentry.replay",
 ]
 
 # consentry.web.middleware.X is Django's X, skipped on machine endpoints
@@ -309,7 +310,7 @@ CLIENT_AUTH_MAX_DELAY_SECONDS = 300
 CLIENT_AUTH_FAILURE_WINDOW_SECONDS = 900
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 
-# --- Graph API limits (SPEC.md rule 4); Application.limits overrides them per app ------
+# --- Graph API limits (docs/rules.md rule 4); Application.limits overrides them per app ------
 # with the keys "requests_per_minute", "token_requests_per_minute", "subjects_per_day".
 GRAPH_RATE_APP_PER_MINUTE = int(_config.env("RATE_APP_PER_MINUTE", "1200"))
 GRAPH_RATE_TOKEN_PER_MINUTE = int(_config.env("RATE_TOKEN_PER_MINUTE", "300"))

@@ -1,4 +1,4 @@
-"""The site's URL map; each capability owns the paths under its prefix (SPEC.md
+"""The site's URL map; each capability owns the paths under its prefix (docs/rules.md
 "Interfaces")."""
 
 from django.contrib import admin
@@ -29,5 +29,7 @@ urlpatterns = [
     path("ledger/", include("consentry.ledger.urls")),
     # Operations: /readyz, /metrics (consentry.ops.urls)
     path("", include("consentry.ops.urls")),
+    # The Cambridge Analytica replay's report: /demo/report (consentry.replay.urls)
+    path("demo/", include("consentry.replay.urls")),
     path("admin/", admin.site.urls),
 ]

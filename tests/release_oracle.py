@@ -1,6 +1,6 @@
-"""An independent oracle of SPEC.md's release rule, for the property tests.
+"""An independent oracle of docs/rules.md's release rule, for the property tests.
 
-Written straight from SPEC.md's text and the decisions documented in
+Written straight from docs/rules.md's text and the decisions documented in
 consentry/graph/release.py's docstring, on plain dictionaries, deliberately WITHOUT
 importing consentry.graph.release or consentry.grants.permissions: if the product's rule
 and this reading ever disagree, a test fails.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# SPEC.md "Permissions", transcribed.
+# docs/rules.md "Permissions", transcribed.
 FIELD_PERMISSION = {
     "name": "profile",
     "picture": "profile",
@@ -129,7 +129,7 @@ def _field_released(s: Situation, name: str) -> bool:
 
 
 def expected_release(s: Situation, requested: Iterable[str]) -> set[str]:
-    """The fields of the subject that SPEC.md says reach the app."""
+    """The fields of the subject that docs/rules.md says reach the app."""
     requested = set(requested)
     out = {f for f in requested if f != "id" and _field_released(s, f)}
     if s.relation == "self":
@@ -149,7 +149,7 @@ def expected_release(s: Situation, requested: Iterable[str]) -> set[str]:
 
 
 def expected_friend_id_kind(s: Situation) -> str:
-    """SPEC.md: a friend who does not use the app and reaches it only through their
+    """docs/rules.md: a friend who does not use the app and reaches it only through their
     opt-in gets an id scoped to (app, installer); one who uses it keeps the app's id.
     Only meaningful for a listed friend."""
     return "app" if s.subject_grant else "installer"

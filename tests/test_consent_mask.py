@@ -72,7 +72,7 @@ def apply(action: str, argument: Any, person: Person, app: Application) -> None:
         do_revoke_permission(consent, argument)
     elif action == "revoke_consent":
         do_revoke_consent(consent)
-    elif action == "lapse":  # 90 days without use: the grant expires (SPEC.md rule 2)
+    elif action == "lapse":  # 90 days without use: the grant expires (docs/rules.md rule 2)
         Consent.objects.filter(pk=consent.pk).update(expires_at=timezone.now() - timedelta(1))
     else:
         do_record_consent_use(consent, now=timezone.now() + timedelta(hours=2))

@@ -1,5 +1,5 @@
 """Release rule 3 in the Graph API: closed routes, and (app, installer)-scoped ids for
-friends who reach an app only through their opt-in (SPEC.md "The release rule")."""
+friends who reach an app only through their opt-in (docs/rules.md "The release rule")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The release rule (consentry/graph/release.py) against an independent oracle of
-SPEC.md's text (tests/release_oracle.py), without a database: thousands of cases."""
+docs/rules.md's text (tests/release_oracle.py), without a database: thousands of cases."""
 
 from __future__ import annotations
 

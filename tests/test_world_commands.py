@@ -1,4 +1,4 @@
-"""`consentry world generate`, `world export` and `demo` against a real database: the
+"""`consentry world generate` and `world export` against a real database: the
 same seed exports byte-identical files, generated people sign in with the demo password,
 and a world is never overwritten by accident."""
 
@@ -106,20 +106,6 @@ def test_password_option_sets_the_shared_password(db, client):
     person = Person.objects.get(external_id="p0000002")
     assert person.check_password("another demo secret")
     assert not person.check_password("consentry-demo")
-
-
-def test_demo_generates_once_and_reruns_without_generating(db, capsys):
-    call_command("demo", "--people", "120", "--seed", "2014", "--no-serve")
-    out = capsys.readouterr().out
-    assert "Generating a world of 120 people" in out
-    assert "World: 120 people" in out
-    assert "consentry-demo" in out
-    assert "@example.test" in out
-    emails = set(Person.objects.values_list("email", flat=True))
-    call_command("demo", "--people", "500", "--seed", "1", "--no-serve")
-    out = capsys.readouterr().out
-    assert "skipping generation" in out
-    assert set(Person.objects.values_list("email", flat=True)) == emails
 
 
 def test_three_thousand_people_have_the_configured_mean_and_nobody_passes_the_cap(db):

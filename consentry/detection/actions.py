@@ -1,4 +1,4 @@
-"""Writes of harvest detection: rule firings and what they do (SPEC.md rules 1 and 4)."""
+"""Writes of harvest detection: rule firings and what they do (docs/rules.md rules 1 and 4)."""
 
 from __future__ import annotations
 

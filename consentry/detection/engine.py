@@ -1,5 +1,5 @@
 """The online detector: per app, figures kept up to date on every Graph API call at a cost
-that does not grow with the app's history (SPEC.md "Harvest detection").
+that does not grow with the app's history (docs/detection.md).
 
 Per call: the released subject ids go into a Roaring bitmap (`new = call - reached` is the
 set of first-time subjects; pyroaring keeps both operations proportional to the call, not

@@ -1,4 +1,4 @@
-"""Harvest detection rules (SPEC.md "Harvest detection and incident response"): pure data
+"""Harvest detection rules (docs/detection.md): pure data
 and pure functions, no Django.
 
 An app's figures (`Figures`) are measured online on every Graph API call

@@ -1,5 +1,5 @@
 """The data-use agreement a developer signs before an app may ask for `user_likes` or
-`user_posts` (SPEC.md "Permissions"). Versioned text: a new version is a new entry here,
+`user_posts` (docs/rules.md "Permissions"). Versioned text: a new version is a new entry here,
 never an edit of an old one, because signatures name the version and hash its text."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The developer console under /developers/ (SPEC.md "Interfaces")."""
+"""The developer console under /developers/ (docs/rules.md "Interfaces")."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""Writes to consent (SPEC.md rule 2). Tokens derive from the consent: every function here
+"""Writes to consent (docs/rules.md rule 2). Tokens derive from the consent: every function here
 that takes something away invalidates the affected tokens in the same transaction, so the
 next API call with an old token already sees the change.
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-GRANT_LIFETIME = timedelta(days=90)  # SPEC.md rule 2: expires 90 days after last use
+GRANT_LIFETIME = timedelta(days=90)  # docs/rules.md rule 2: expires 90 days after last use
 
 
 class Consent(models.Model):
@@ -88,7 +88,7 @@ class FriendShareOptIn(models.Model):
 
 
 class ClosedRoute(models.Model):
-    """`person` closed `through`'s route (SPEC.md rule 3): "apps may not get my data
+    """`person` closed `through`'s route (docs/rules.md rule 3): "apps may not get my data
     through this friend". While the row exists no app acting for `through` receives
     anything about `person` (graph/release.py). Reopening deletes the row."""
 

@@ -1,4 +1,4 @@
-"""The permission (OAuth scope) catalogue, SPEC.md "Permissions". Plain data.
+"""The permission (OAuth scope) catalogue, docs/rules.md "Permissions". Plain data.
 
 Each permission says which profile fields it releases, whether an app needs review
 approval before it may ask for it, and whether it also needs the signed data-use

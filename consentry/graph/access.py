@@ -171,7 +171,7 @@ def parse_fields(raw: str | None) -> tuple[str, ...]:
 
 def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]) -> None:
     """Count the subjects against the daily volume, then write the ledger entry. Must run
-    inside the transaction that built the response (SPEC.md: no ledger, no data)."""
+    inside the transaction that built the response (docs/rules.md: no ledger, no data)."""
     limits.reserve_subjects(caller.app_id, len(released), caller.limits)
     try:
         do_record_consent_use(caller.consent)

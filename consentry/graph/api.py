@@ -1,4 +1,4 @@
-"""The Graph API under /v1/ (SPEC.md "Interfaces"), with django-ninja.
+"""The Graph API under /v1/ (docs/rules.md "Interfaces"), with django-ninja.
 
 Views parse typed input, call one read in consentry.graph.access and return its JSON.
 Authentication is an OAuth 2.0 bearer token (RFC 6750) issued by consentry.oauth. The
@@ -51,7 +51,7 @@ logger = logging.getLogger("consentry.graph")
 DESCRIPTION = """\
 Read a person's data, and their friends' data, with that person's OAuth access token.
 
-Every datum passes the release rule (SPEC.md): the app must be live and approved for the
+Every datum passes the release rule (docs/rules.md): the app must be live and approved for the
 permission, the person's grant must cover it, and a friend's datum also needs that
 friend's own grant to the app or their friend-sharing opt-in, within their audience.
 Withheld data is omitted and counted in `meta`. Every released datum is written to the

@@ -7,7 +7,7 @@ errors and unknown paths. Bearer errors also carry `WWW-Authenticate` (RFC 6750 
 limits `Retry-After` (RFC 9110 10.2.3).
 
 Every 404 is the same bytes: an unknown id, a person who is not a friend, a friend who is
-withheld, another app's id and an unknown path cannot be told apart (SPEC.md).
+withheld, another app's id and an unknown path cannot be told apart (docs/rules.md).
 """
 
 from __future__ import annotations

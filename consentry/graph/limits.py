@@ -1,4 +1,4 @@
-"""Rate and volume limits of the Graph API (SPEC.md rule 4), per app and per token.
+"""Rate and volume limits of the Graph API (docs/rules.md rule 4), per app and per token.
 
 Fixed windows counted in Django's cache (Redis when CONSENTRY_REDIS_URL is set, so all
 workers share the counters; in-process otherwise) with atomic increments: `cache.add`

@@ -1,12 +1,12 @@
-"""The release rule (SPEC.md "The release rule"), written once, as a pure function.
+"""The release rule (docs/rules.md "The release rule"), written once, as a pure function.
 
 A datum -- field `f` of subject `S` -- is released to app `A` acting for person `U` only
 if all four rules hold. `release()` answers, for one subject, which of the requested
 fields are released; every Graph API endpoint calls it (through
 consentry.graph.access), and the tests check it against an oracle written separately from
-SPEC.md's text. Plain frozen dataclasses in, a frozenset out: no Django, no database.
+docs/rules.md's text. Plain frozen dataclasses in, a frozenset out: no Django, no database.
 
-Decisions where SPEC.md is silent (each one is the conservative reading):
+Decisions where docs/rules.md is silent (each one is the conservative reading):
 
 - Rule 1. `A` may act for `U` when it is live, or in development and `U` has a role on it;
   never when suspended or banned. A permission passes review when it is basic (no review
@@ -25,7 +25,7 @@ Decisions where SPEC.md is silent (each one is the conservative reading):
   Field `f` of friend `S` then needs: `S`'s audience for `f` is `public` or `friends`
   (`only_me`, or no audience at all, withholds); and `S` holds an active grant to `A` with
   the permission covering `f` active, or `S`'s friend-share opt-in has `f`'s bit.
-  `email` of a friend is never released (SPEC.md: an app never receives an email of
+  `email` of a friend is never released (docs/rules.md: an app never receives an email of
   someone else), whatever the opt-ins.
 - A friend is *listed* (their `id` released) when they use `A` (an active consent with
   at least one active permission) or when at least one other requested field of theirs
@@ -64,7 +64,7 @@ LIVE = "live"
 DEVELOPMENT = "development"
 FRIENDS_PERMISSION = "user_friends"
 ID_FIELD = "id"
-# SPEC.md "Permissions": an app never receives an email of someone else.
+# docs/rules.md "Permissions": an app never receives an email of someone else.
 NEVER_ABOUT_OTHERS: frozenset[str] = frozenset({"email"})
 NOTHING: frozenset[str] = frozenset()
 

@@ -1,4 +1,4 @@
-"""Canaries: deletion is not taken on trust (SPEC.md "Harvest detection and incident
+"""Canaries: deletion is not taken on trust (docs/rules.md "Harvest detection and incident
 response").
 
 1. App-scoped ids decode only under the issuing app's key (consentry.oauth.pairwise): a

@@ -1,4 +1,4 @@
-"""Incident response (SPEC.md "Harvest detection and incident response"): cases, audits
+"""Incident response (docs/detection.md): cases, audits
 required of developers, bans with their notification progress, deletion attestations,
 canary seed accounts and their sightings, and abuse reports.
 

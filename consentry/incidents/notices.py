@@ -1,5 +1,5 @@
 """The notice every affected person gets when an app is banned: exactly what of theirs the
-app received, when, and through which friend (SPEC.md "Harvest detection and incident
+app received, when, and through which friend (docs/rules.md "Harvest detection and incident
 response"). Pure: plain values in, title, body and data out, in the person's language.
 
 A ban may notify 100,000 people: the translated sentences are looked up once per language

@@ -1,5 +1,5 @@
 """The incident report: what a GDPR Article 33 notification to the supervisory authority
-needs, drafted from the records (SPEC.md "Harvest detection and incident response").
+needs, drafted from the records (docs/detection.md).
 
 Article 33(3) asks for: (a) the nature of the breach, with the categories and approximate
 number of data subjects and of records concerned; (b) a contact point; (c) the likely

@@ -1,4 +1,4 @@
-"""The disclosure ledger's Python API (SPEC.md "The disclosure ledger").
+"""The disclosure ledger's Python API (docs/ledger.md).
 
 Append path (the Graph API calls it while it builds a response):
     record_disclosure(...) -> leaf index

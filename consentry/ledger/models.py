@@ -1,4 +1,4 @@
-"""The disclosure ledger's tables (SPEC.md "The disclosure ledger").
+"""The disclosure ledger's tables (docs/ledger.md).
 
 The ledger proper is `CallRecord` (one row per Graph API call, append-only) plus the
 `LedgerHead` state row (tree size and Merkle frontier) and the `SignedTreeHead` rows.

@@ -26,7 +26,7 @@ class Application(dot.AbstractApplication):
     description = models.TextField(blank=True)
     icon_url = models.URLField(max_length=500, blank=True)
     # Permissions the app may ask for. Basic ones (openid, profile, email) need no review;
-    # the others are added here by staff review (SPEC.md rule 1).
+    # the others are added here by staff review (docs/rules.md rule 1).
     approved_permissions = models.JSONField(default=list, blank=True)
     # The purpose the developer declared for each permission, shown on the consent screen.
     purposes = models.JSONField(default=dict, blank=True)
@@ -41,7 +41,7 @@ class Application(dot.AbstractApplication):
 
     def is_usable(self, request: object) -> bool:
         """django-oauth-toolkit's hook: suspended and banned apps cannot authenticate,
-        obtain or use tokens at all (SPEC.md rule 1)."""
+        obtain or use tokens at all (docs/rules.md rule 1)."""
         return self.status in (AppStatus.LIVE, AppStatus.DEVELOPMENT)
 
     def redirect_uri_allowed(self, uri: str) -> bool:

@@ -74,7 +74,7 @@ def _decode(text: str) -> bytes | None:
     return raw if len(raw) == 16 else None
 
 
-# --- Installer-scoped ids (SPEC.md rule 3: unlinkable friend-shared data) -------------------
+# --- Installer-scoped ids (docs/rules.md rule 3: unlinkable friend-shared data) -------------------
 # A friend who never used the app and reaches it only through their opt-in is named by an
 # id scoped to (app, installer): AES under a key derived per (app, installer) of the block
 # (INSTALLER_TAG | installer id, person id). Another installer's key decrypts it to a

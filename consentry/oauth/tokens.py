@@ -77,7 +77,7 @@ class TokenFacts:
 
     def usable(self, now: datetime | None = None) -> bool:
         """May this token be used right now? Not expired; its consent present, not
-        revoked, not expired and holding at least one permission (SPEC.md rule 2); its
+        revoked, not expired and holding at least one permission (docs/rules.md rule 2); its
         app live, or in development with the person holding a role on it (rule 1:
         suspended and banned apps never); its person active."""
         now = now or timezone.now()
@@ -269,7 +269,7 @@ def access_token_for(raw: str) -> AccessToken | None:
 def token_holder_may_act(application: Application, person: Person | None) -> bool:
     """Whether `application` may still act for `person` with a token or code it holds:
     the person's account is active, and the app is live or in development with the
-    person holding a role on it (SPEC.md rule 1, consentry.graph.release.app_usable).
+    person holding a role on it (docs/rules.md rule 1, consentry.graph.release.app_usable).
 
     The one check every token use shares: TokenFacts.usable() asks the same of the lean
     query's columns (the Graph API, userinfo, introspection); refresh-token validation and

@@ -1,5 +1,5 @@
 """OAuth 2.1 / OpenID Connect endpoints under /oauth/ and the discovery documents under
-/.well-known/ (SPEC.md "Interfaces"). Names are django-oauth-toolkit's (namespace
+/.well-known/ (docs/rules.md "Interfaces"). Names are django-oauth-toolkit's (namespace
 `oauth2_provider`), so its discovery views find the endpoints."""
 
 from django.urls import URLPattern, URLResolver, include, path, re_path

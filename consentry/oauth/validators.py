@@ -4,7 +4,7 @@ django-oauth-toolkit's validator with these changes:
 - scopes: only the permissions of the catalogue, review-needed ones only once staff
   approved them for the app, agreement ones only after the agreement is signed, and only
   for a person the app may serve (live, or development with the person as member; never
-  suspended or banned) (SPEC.md rule 1);
+  suspended or banned) (docs/rules.md rule 1);
 - authorization codes are stored as SHA-256 and kept after use, so a replayed code fails
   and revokes every token the first exchange produced (RFC 6749 4.1.2, RFC 9700 4.5);
 - every access and refresh token is tied to the person's Consent and never carries more
@@ -80,7 +80,7 @@ def upgrade_client_secret(client: Application, secret: str) -> None:
 
 
 def disallowed_permissions(application: Application, scopes: set[str]) -> set[str]:
-    """The requested permissions this app may not ask for: unknown ones, and those SPEC.md
+    """The requested permissions this app may not ask for: unknown ones, and those docs/rules.md
     rule 1 ("approved in review for the permission", plus the signed agreement where
     needed) refuses, decided by the release rule's own consentry.graph.release.passed_review."""
     facts = AppFacts.of(application)
@@ -204,7 +204,7 @@ class ConsentryValidator(OAuth2Validator):
             return unquote_plus(decoded.split(":", 1)[0])[:200]
         return str(getattr(request, "client_id", "") or "")[:200]
 
-    # --- scopes and who may use the app (SPEC.md rule 1) --------------------------------
+    # --- scopes and who may use the app (docs/rules.md rule 1) --------------------------------
 
     def validate_scopes(
         self, client_id: str, scopes: list[str], client: Application, request: Request, *a: Any
@@ -212,7 +212,7 @@ class ConsentryValidator(OAuth2Validator):
         if not scopes or unknown_permissions(set(scopes)):
             return False
         # RFC 6749 3.3 lets the server ignore part of the requested scope: a permission
-        # review has not allowed this app (SPEC.md rule 1) is left out of the consent
+        # review has not allowed this app (docs/rules.md rule 1) is left out of the consent
         # screen and the grant; the token response's `scope` tells the app what it got.
         refused = disallowed_permissions(client, set(scopes))
         allowed = [s for s in scopes if s not in refused]
@@ -426,7 +426,7 @@ class ConsentryValidator(OAuth2Validator):
             "email_verified": person.email_verified_at is not None,
         }
 
-    # --- ID token and userinfo claims are disclosures (SPEC.md): ledgered ----------------
+    # --- ID token and userinfo claims are disclosures (docs/rules.md): ledgered ----------------
 
     def finalize_id_token(
         self, id_token: dict[str, Any], token: Any, token_handler: Any, request: Request

@@ -525,7 +525,7 @@ class UserInfoView(View):
                     "email_verified": verified_at is not None,
                 }
                 claims.update((claim, values[claim]) for claim in wanted)
-            # The answer is a disclosure (SPEC.md): ledgered before it leaves.
+            # The answer is a disclosure (docs/rules.md): ledgered before it leaves.
             fields = {CLAIM_FIELD[k] for k in claims if k in CLAIM_FIELD}
             record_disclosure(
                 app_id=facts.app_id,

@@ -1,4 +1,4 @@
-"""The catalogue of profile fields and audiences (SPEC.md "Data model").
+"""The catalogue of profile fields and audiences (docs/rules.md "Data model").
 
 Plain data, no Django: the release rule, the importer and the generator all read it.
 """
@@ -45,7 +45,7 @@ DEFAULT_AUDIENCE: dict[str, Audience] = {
 }
 
 # Bit of each field in Person.friend_share_mask ("friends may bring my <field> into apps
-# they use", SPEC.md release rule 3). Off by default, per field.
+# they use", docs/rules.md release rule 3). Off by default, per field.
 FIELD_BIT: dict[str, int] = {name: 1 << i for i, name in enumerate(PROFILE_FIELDS)}
 
 RELATIONSHIP_STATUSES: tuple[str, ...] = (

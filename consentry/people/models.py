@@ -1,4 +1,4 @@
-"""People, friendships and posts: the platform's own data (SPEC.md "Data model").
+"""People, friendships and posts: the platform's own data (docs/rules.md "Data model").
 
 `Person` is the Django user model. The friendship cap is enforced by the database
 itself: triggers keep `Person.friend_count` equal to the number of friendship rows and a
@@ -68,7 +68,7 @@ class Person(AbstractBaseUser, PermissionsMixin):
         max_length=8, default="en", choices=[("en", "English"), ("nl", "Nederlands")]
     )
 
-    # Profile fields (SPEC.md): email above is both the login and the `email` field.
+    # Profile fields (docs/rules.md): email above is both the login and the `email` field.
     name = models.CharField(max_length=200)
     picture = models.URLField(max_length=500, blank=True)
     birthday = models.DateField(null=True, blank=True)

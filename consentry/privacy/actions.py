@@ -75,7 +75,7 @@ def do_delete_account(person: Person) -> None:
     """Delete a person's account: every grant revoked (tokens die with them), then the
     profile, friendships, posts, notices and exports deleted with the person row. The
     ledger keeps its records: they name people by number only and must stay to keep the
-    log verifiable (SPEC.md "The disclosure ledger")."""
+    log verifiable (docs/ledger.md)."""
     files = [e.file_name for e in DataExport.objects.filter(person=person) if e.file_name]
     with transaction.atomic():
         for consent in Consent.objects.filter(person=person, revoked_at__isnull=True):

@@ -1,4 +1,4 @@
-"""The deterministic synthetic world (SPEC.md "Data model": "a deterministic synthetic
+"""The deterministic synthetic world (docs/rules.md "Data model": "a deterministic synthetic
 world generator serves demos, tests and benchmarks"). Pure numpy, no database.
 
 Same `WorldParams` => same `World`, bit for bit: every random choice comes from a numpy
@@ -30,7 +30,7 @@ from consentry.world.records import SHAREABLE_FIELDS, PersonRecord, PostRecord
 
 TOWNS: tuple[str, ...] = names.DUTCH_TOWNS + names.ENGLISH_TOWNS
 DEGREE_SIGMA = 1.15
-REFERENCE_DAY = date(2014, 6, 1)  # the world is seen as of the quiz's summer (SPEC.md facts)
+REFERENCE_DAY = date(2014, 6, 1)  # the world is seen as of the quiz's summer (docs/rules.md facts)
 POSTS_FROM = datetime(2010, 1, 1, tzinfo=UTC)
 EMAIL_DOMAIN = "example.test"  # RFC 2606: can never reach a real mailbox
 
@@ -47,7 +47,7 @@ AUDIENCE_MIX: dict[str, tuple[float, float, float]] = {
     "posts": (0.20, 0.70, 0.10),
 }
 AUDIENCES = (Audience.PUBLIC, Audience.FRIENDS, Audience.ONLY_ME)
-# Opting in to "friends may bring my <field> into apps" is off by default (SPEC.md rule 3):
+# Opting in to "friends may bring my <field> into apps" is off by default (docs/rules.md rule 3):
 # a small share of people turn it on, for one or a few fields.
 FRIEND_SHARE_PEOPLE = 0.04
 FRIEND_SHARE_FIELD: dict[str, float] = {

@@ -1,4 +1,4 @@
-"""Bulk import of the operator's own data (SPEC.md "Data model": "Operators bring their
+"""Bulk import of the operator's own data (docs/rules.md "Data model": "Operators bring their
 own data through a bulk import"), in the JSON Lines format of consentry.world.records.
 
 Contract of `do_import_file`:

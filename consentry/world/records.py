@@ -10,7 +10,7 @@ One line per record:
 - friendships: ``{"person": id, "friend": id}``, one line per undirected friendship
 - posts: ``{"id", "author", "created_at" (ISO 8601 with offset), "message", "audience"}``
 
-A missing optional person field means "empty" (or the default audience, SPEC.md "Data
+A missing optional person field means "empty" (or the default audience, docs/rules.md "Data
 model"); a record describes the whole person, so re-importing it makes the row equal to it.
 """
 
@@ -43,7 +43,7 @@ MAX_TEXT = 200  # name, hometown, current_city, one like
 MAX_LIKES = 1000
 MAX_MESSAGE = 10_000
 # Email is never shareable by friends: no permission releases another person's email
-# (SPEC.md "Permissions").
+# (docs/rules.md "Permissions").
 SHAREABLE_FIELDS: tuple[str, ...] = tuple(f for f in PROFILE_FIELDS if f != "email")
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -1,5 +1,5 @@
 """`consentry ledger verify`: recompute the whole disclosure ledger and name the first
-entry that does not match (SPEC.md "The disclosure ledger")."""
+entry that does not match (docs/ledger.md)."""
 
 from __future__ import annotations
 
