@@ -73,7 +73,9 @@ def world_figures() -> dict[str, Any]:
     }
 
 
-def detection_figures(app_id: int, start: str) -> dict[str, Any]:
+def detection_figures(
+    app_id: int, start: str, notify_seconds: float | None = None
+) -> dict[str, Any]:
     """When harvest detection alerted, throttled and suspended the app (simulated days
     since the replay began), and the notices that followed a ban.
 
@@ -87,7 +89,7 @@ def detection_figures(app_id: int, start: str) -> dict[str, Any]:
         "throttled_day": NOT_AVAILABLE,
         "suspended_day": NOT_AVAILABLE,
         "notified_people": NOT_AVAILABLE,
-        "notified_within_hours": NOT_AVAILABLE,
+        "notified_within_seconds": NOT_AVAILABLE,
     }
     try:
         from consentry.detection.api import firings_for_app
@@ -115,13 +117,11 @@ def detection_figures(app_id: int, start: str) -> dict[str, Any]:
     incident = Incident.objects.filter(app_id=app_id).order_by("pk").first()
     if incident is None:
         figures["notified_people"] = None
-        figures["notified_within_hours"] = None
+        figures["notified_within_seconds"] = None
         return figures
     figures["notified_people"] = incident.notified
-    done = incident.notices_done_at
-    figures["notified_within_hours"] = (
-        None if done is None else round((done - incident.banned_at).total_seconds() / 3600, 1)
-    )
+    # Real seconds from the ban to the last notice (the replay's clock is simulated).
+    figures["notified_within_seconds"] = notify_seconds
     return figures
 
 
@@ -133,7 +133,9 @@ def policy_figures(stats: RunStats) -> dict[str, Any]:
         "world": world_figures(),
         "quiz": app_figures(stats.app_ids[QUIZ.key], opt_ins),
         "calendar": app_figures(stats.app_ids[CALENDAR.key], opt_ins),
-        "detection": detection_figures(stats.app_ids[QUIZ.key], stats.started),
+        "detection": detection_figures(
+            stats.app_ids[QUIZ.key], stats.started, stats.ban_notify_seconds
+        ),
         "ledger": {
             "ok": verify.ok,
             "entries": verify.entries,

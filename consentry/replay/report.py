@@ -176,7 +176,10 @@ def rows() -> list[Row]:
         ),
         Row(
             _("People notified"),
-            _("People told exactly what of theirs the quiz got, and how long that took."),
+            _(
+                "After the suspension staff banned the quiz: people told exactly what of "
+                "theirs it got, and how long (real seconds) that took."
+            ),
             lambda p: _notified(p["detection"]),
         ),
         Row(
@@ -197,12 +200,14 @@ def rows() -> list[Row]:
 
 
 def _notified(detection: dict[str, Any]) -> Any:
-    people, hours = detection["notified_people"], detection["notified_within_hours"]
+    people, seconds = detection["notified_people"], detection["notified_within_seconds"]
     if people == NOT_AVAILABLE:
         return NOT_AVAILABLE
     if people is None:
         return _("no ban")
-    return f"{people:,} within {hours:g} h" if isinstance(hours, int | float) else f"{people:,}"
+    if isinstance(seconds, int | float):
+        return f"{people:,} within {seconds:g} s"
+    return f"{people:,}"
 
 
 def cell(value: Any) -> str:

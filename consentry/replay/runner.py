@@ -69,6 +69,9 @@ class RunStats:
     quiz_install_days: list[float] = field(default_factory=list)
     seconds: float = 0.0
     app_ids: dict[str, int] = field(default_factory=dict)
+    # Staff's ban of the quiz once detection suspended it (Consentry's policies only):
+    # real seconds from the ban until every affected person had their notice.
+    ban_notify_seconds: float | None = None
 
 
 def simulation_start(days: int, now: datetime | None = None) -> datetime:
@@ -157,6 +160,38 @@ def _quiet_request_log() -> Iterator[None]:
         yield
     finally:
         log.setLevel(level)
+
+
+@contextmanager
+def _detection_for(policy: Policy) -> Iterator[None]:
+    """The 2014 platform had no harvest detection: the legacy comparison runs without it,
+    Consentry's policies with the default rules (consentry.detection.rules)."""
+    from consentry.detection.engine import detector
+
+    engine = detector()
+    engine.forget()
+    was = engine.enabled
+    engine.enabled = policy is not Policy.LEGACY
+    try:
+        yield
+    finally:
+        engine.enabled = was
+
+
+def _ban_if_suspended(app: Application, stats: RunStats) -> None:
+    """What staff do when detection suspended the quiz: ban it in one action (tokens and
+    grants revoked, the affected set taken from the ledger, every affected person
+    notified). Notices are written here, in process, and timed."""
+    from consentry.incidents.actions import do_ban_app
+    from consentry.incidents.tasks import notify_incident
+
+    app.refresh_from_db(fields=["status"])
+    if app.status != AppStatus.SUSPENDED:
+        return
+    started = time.perf_counter()
+    incident = do_ban_app(app, staff_id=None, reason="replay: harvest detected and suspended")
+    notify_incident.call(incident.pk)
+    stats.ban_notify_seconds = round(time.perf_counter() - started, 2)
 
 
 @contextmanager
@@ -267,6 +302,7 @@ def run_policy(policy: Policy, params: Params, progress: Progress | None = None)
     with ExitStack() as stack:
         clock = stack.enter_context(simulated_time(start))
         stack.enter_context(_rule_for(policy))
+        stack.enter_context(_detection_for(policy))
         stack.enter_context(_quiet_request_log())
         apps = do_register_replay_apps(password_hash)
         do_set_opt_ins(scenario.opt_ins(people, params.seed) if policy is Policy.OPT_IN else {})
@@ -281,6 +317,8 @@ def run_policy(policy: Policy, params: Params, progress: Progress | None = None)
             replay.play(event)
             if progress is not None and (done % every == 0 or done == total):
                 progress("events", done, total)
+        if policy is not Policy.LEGACY:
+            _ban_if_suspended(apps[QUIZ.key], replay.stats)
         replay.stats.ended = clock.now().isoformat()
     replay.stats.seconds = round(time.perf_counter() - started, 2)
     return replay.stats
