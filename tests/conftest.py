@@ -65,3 +65,7 @@ def _fresh_detector() -> Any:
     detector().forget()
     yield
     detector().forget()
+
+
+# axe-core for the browser tests (tests/axe.py), one install per session.
+from tests.axe import axe_script  # noqa: E402, F401

@@ -5,8 +5,6 @@ git-ignored var/npm/ on first use. Fails, never skips, without /usr/bin/chromium
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -16,6 +14,7 @@ from playwright.sync_api import Browser, Page, Route
 
 from consentry.people.actions import do_add_friendship
 from consentry.people.fields import FIELD_BIT
+from tests.axe import serious_violations
 from tests.oauth_flow import (
     REDIRECT_URI,
     TOKEN_PATH,
@@ -33,9 +32,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("cheap_argon2"),
 ]
-ROOT = Path(__file__).resolve().parent.parent
-AXE_VERSION = "4.10.2"
-AXE = ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = (
     "/privacy/",
     "/privacy/apps/",
@@ -47,37 +43,6 @@ PAGES = (
     "/privacy/notices/",
     "/privacy/account/",
 )
-
-
-@pytest.fixture(scope="session")
-def axe_script() -> str:
-    if not AXE.is_file():
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(AXE.parents[2]),
-                f"axe-core@{AXE_VERSION}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return AXE.read_text()
-
-
-def serious_violations(page: Page, axe: str) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    page.add_script_tag(content=axe)
-    found = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-             .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 def sign_in(page: Page, base: str, email: str, next_path: str = "/privacy/") -> None:

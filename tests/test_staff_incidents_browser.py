@@ -4,7 +4,6 @@ notice (what the app got, when, through which friend) in the privacy center."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from consentry.ledger.api import blast_radius
 from consentry.notices.models import Notice
 from consentry.oauth.models import Application, AppStatus
 from consentry.web.worker import run_ready_tasks
+from tests.axe import serious_violations
 from tests.detection_world import (
     ALL_FIELDS,
     QUIZ_PERMISSIONS,
@@ -32,42 +32,7 @@ from tests.staff_fixtures import PASSWORD, make_staff, totp_now
 from tests.test_oauth_browser import chromium
 
 SCREENS = Path(settings.VAR_DIR) / "screens"
-ROOT = Path(__file__).resolve().parent.parent
-AXE_VERSION = "4.10.2"
-AXE = ROOT / "var" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="session")
-def axe_script() -> str:
-    """axe-core from npm, installed into the git-ignored var/npm/ on first use."""
-    if not AXE.is_file():
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(AXE.parents[2]),
-                f"axe-core@{AXE_VERSION}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return AXE.read_text()
-
-
-def serious_violations(page: Any, axe: str) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    page.add_script_tag(content=axe)
-    found = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-             .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))"""
-    )
-    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 @pytest.fixture(autouse=True)
