@@ -67,5 +67,19 @@ def _fresh_detector() -> Any:
     detector().forget()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_cache() -> None:
+    """Rate-limit windows, throttles and client-auth counters live in Django's cache, keyed
+    by app and token ids; a rolled-back test's ids are reused by the next test, so each test
+    starts with an empty in-process cache (a shared Redis is never flushed: tests that use
+    it take a key prefix of their own)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    for cache in caches.all(initialized_only=True):
+        if isinstance(cache, LocMemCache):
+            cache.clear()
+
+
 # axe-core for the browser tests (tests/axe.py), one install per session.
 from tests.axe import axe_script  # noqa: E402, F401
