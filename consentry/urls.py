@@ -18,3 +18,6 @@ urlpatterns = [
     path("staff/", include("consentry.staff.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Django's own refusals in each endpoint's error shape (consentry.web.refusals).
+handler400 = "consentry.web.refusals.bad_request"

@@ -97,3 +97,58 @@ def test_bad_percent_encoding_at_the_authorization_endpoint_is_an_error_page(mak
     assert response.status_code == 400, response.content[:300]
     assert "Location" not in response
 
+
+# --- a form body in another charset --------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/accounts/i18n/setlang/", "/staff/"])
+def test_a_form_in_a_foreign_charset_is_a_400_page(path):
+    response = _csrf_client().post(path, b"a=b", content_type=FOREIGN_CHARSET)
+    assert response.status_code == 400, response.content[:300]
+
+
+@pytest.mark.parametrize("path", ["/v1/me", "/v1/openapi.json"])
+def test_a_form_in_a_foreign_charset_at_the_graph_api_is_a_400_in_its_shape(path):
+    response = _csrf_client().post(path, b"a=b", content_type=FOREIGN_CHARSET)
+    assert response.status_code in (400, 405), response.content[:300]
+    _assert_graph_error(response, response.status_code)
+
+
+@pytest.mark.parametrize("path", [*OAUTH_JSON, "/oauth/userinfo/"])
+def test_a_form_in_a_foreign_charset_at_oauth_endpoints_is_a_json_400(path):
+    response = _csrf_client().post(path, b"a=b", content_type=FOREIGN_CHARSET)
+    _assert_oauth_json_error(response)
+
+
+# --- Django's refusals on JSON endpoints speak JSON ----------------------------------------
+
+
+@pytest.mark.parametrize("path", [*OAUTH_JSON, "/oauth/userinfo/"])
+def test_a_malformed_multipart_body_at_oauth_endpoints_is_a_json_400(path):
+    response = Client(raise_request_exception=False).post(
+        path, b"garbage", content_type="multipart/form-data"
+    )
+    _assert_oauth_json_error(response)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/jwks/",
+    ],
+)
+def test_a_post_to_a_read_only_oauth_document_is_answered_in_json(path):
+    response = _csrf_client().post(path, {"a": "b"})
+    assert response.status_code in (403, 405), response.content[:300]
+    assert response["Content-Type"].startswith("application/json"), response.content[:200]
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/v1/openapi.json", "/v1/docs"])
+def test_a_post_to_the_graph_api_documents_is_answered_in_its_shape(path):
+    response = _csrf_client().post(path, {"a": "b"})
+    assert response.status_code in (403, 405), response.content[:300]
+    _assert_graph_error(response, response.status_code)
+
