@@ -152,3 +152,39 @@ def test_a_post_to_the_graph_api_documents_is_answered_in_its_shape(path):
     assert response.status_code in (403, 405), response.content[:300]
     _assert_graph_error(response, response.status_code)
 
+
+# --- the code exchange needs the redirect URI the authorization request named ------------
+
+
+def test_code_exchange_without_the_redirect_uri_is_refused(make_person):
+    app, secret = make_app()
+    client = Client()
+    code, verifier = obtain_code(client, make_person(), app, ["openid", "profile"])
+    response = client.post(
+        TOKEN_PATH,
+        {"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    _assert_oauth_json_error(response)
+    assert "access_token" not in response.json()
+    assert not AccessToken.objects.filter(application=app).exists()
+
+
+def test_authorization_request_without_a_redirect_uri_is_refused(make_person):
+    """OpenID Connect Core 3.1.2.1 requires `redirect_uri`; requiring it always is what
+    lets the code exchange require it (above). The error goes back to the one registered
+    URI, with `iss`, and no code."""
+    app, _secret = make_app()
+    client = Client()
+    client.force_login(make_person(), backend=LOGIN_BACKEND)
+    _verifier, challenge = pkce_pair()
+    url = authorize_url(app, ["openid", "profile"], challenge, state="s1")
+    url = url.replace("redirect_uri=" + quote(REDIRECT_URI, safe=""), "x=1")
+    assert "redirect_uri" not in url
+    response = client.get(url)
+    assert response.status_code == 302, response.content[:300]
+    params = redirect_params(response["Location"])
+    assert response["Location"].startswith(REDIRECT_URI)
+    assert params["error"] == "invalid_request"
+    assert "code" not in params
+    assert params["iss"]

@@ -164,6 +164,14 @@ class ConsentryValidator(OAuth2Validator):
         )
         if problem:
             raise errors.InvalidRequestError(description=problem, request=request)
+        if getattr(request, "response_type", None) and getattr(
+            request, "using_default_redirect_uri", False
+        ):
+            # OpenID Connect Core 3.1.2.1 requires it, and the code exchange must repeat
+            # it (RFC 6749 4.1.3), which confirm_redirect_uri checks.
+            raise errors.InvalidRequestError(
+                description="redirect_uri is required", request=request
+            )
         return True
 
     # oauthlib asks these for `prompt=none`, but its request carries no session, so the
@@ -231,6 +239,11 @@ class ConsentryValidator(OAuth2Validator):
     def confirm_redirect_uri(
         self, client_id: str, code: str, redirect_uri: str, client: Application, *a: Any, **k: Any
     ) -> bool:
+        """The exchange names the authorization request's redirect URI, identically
+        (RFC 6749 4.1.3): an exchange without one is refused, not given the default."""
+        request = a[0] if a else k.get("request")
+        if getattr(request, "using_default_redirect_uri", False):
+            return False
         grant = Grant.objects.filter(code=code_hash(code), application=client).first()
         return grant is not None and bool(grant.redirect_uri_allowed(redirect_uri))
 
