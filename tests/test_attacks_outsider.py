@@ -146,6 +146,23 @@ def test_a_post_to_a_read_only_oauth_document_is_answered_in_json(path):
     assert response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/jwks/",
+    ],
+)
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_other_methods_on_a_read_only_oauth_document_are_a_json_405(path, method):
+    response = getattr(Client(), method)(path)
+    assert response.status_code == 405, response.content[:300]
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    assert response.json()["error"]
+    assert "GET" in response["Allow"]
+
+
 @pytest.mark.parametrize("path", ["/v1/openapi.json", "/v1/docs"])
 def test_a_post_to_the_graph_api_documents_is_answered_in_its_shape(path):
     response = _csrf_client().post(path, {"a": "b"})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import calendar
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -253,6 +255,17 @@ def json_error(response: HttpResponseBase) -> HttpResponseBase:
             fixed[header] = response[header]
     fixed["Cache-Control"] = "no-store"
     return fixed
+
+
+def json_errors(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """A read-only JSON document's view (discovery, metadata, JWKS) whose errors, a 405
+    for a POST say, are JSON too (json_error)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return json_error(view(request, *args, **kwargs))
+
+    return wrapped
 
 
 def _challenge_error(challenge: str) -> str | None:
