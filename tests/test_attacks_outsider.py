@@ -16,9 +16,13 @@ PostgreSQL (scripts/run-tests).
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from consentry.oauth.models import AccessToken
@@ -205,3 +209,62 @@ def test_authorization_request_without_a_redirect_uri_is_refused(make_person):
     assert params["error"] == "invalid_request"
     assert "code" not in params
     assert params["iss"]
+
+
+# --- concurrent use of one refresh token -----------------------------------------------
+
+
+def _in_threads(work: Callable[[int], None], threads: int) -> None:
+    """work(n) in `threads` threads, each on its own database connection, started
+    together. The SQLite test database is in memory with a shared cache, which reports
+    table locks at once where a database file waits; there the threads run one at a time,
+    as SQLite's single writer (IMMEDIATE transactions) would have it."""
+    failures: list[BaseException] = []
+    serial = threading.Lock() if connection.vendor == "sqlite" else contextlib.nullcontext()
+    barrier = threading.Barrier(threads)
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            with serial:
+                work(n)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_refresh_token_used_concurrently_is_spent_once(make_person):
+    """Several refreshes racing with one refresh token: before the fix, on PostgreSQL,
+    they all passed validation before any took the row lock, and the later ones then
+    either minted a second token family member (double spend) or tried to hand back the
+    winner's access token, which is stored only hashed: a 500. Now at most one wins, the
+    others are refused as reuse, and nothing is a server error."""
+    app, secret = make_app()
+    person = make_person()
+    for _round in range(4):
+        tokens = obtain_token(Client(), person, app, ["openid", "profile"])
+        statuses: list[int] = []
+
+        def use(
+            _n: int, refresh_token: str = tokens["refresh_token"], statuses: list[int] = statuses
+        ) -> None:
+            response = Client(raise_request_exception=False).post(
+                TOKEN_PATH,
+                {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+            )
+            statuses.append(response.status_code)
+
+        _in_threads(use, 4)
+        assert set(statuses) <= {200, 400}, statuses
+        assert statuses.count(200) <= 1, statuses

@@ -275,6 +275,14 @@ class ConsentryValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *a):
             return False
         rt = request.refresh_token_instance
+        # Spend it once: lock the row (TokenView.post is one transaction) and look again.
+        # A concurrent refresh with the same token that rotated it first has revoked it by
+        # the time the lock is ours; that is reuse, and reuse revokes the family (RFC 9700
+        # 4.14.2). Without this, racing requests all passed the unlocked check above.
+        if not RefreshToken.objects.select_for_update().filter(pk=rt.pk, revoked=None).exists():
+            if rt.token_family:
+                RefreshToken.revoke_family(rt.token_family)
+            return False
         consent = consent_for(rt.user_id, client.pk)
         return bool(active_permissions(consent)) and token_holder_may_act(client, rt.user)
 
