@@ -211,6 +211,34 @@ def test_authorization_request_without_a_redirect_uri_is_refused(make_person):
     assert params["iss"]
 
 
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")],
+)
+def test_request_objects_are_refused_not_ignored(make_person, name, error):
+    """A client sending a request object expects its parameters to rule; ignoring it and
+    acting on the plain parameters instead would issue a code the client did not ask for
+    (OpenID Connect Core 6: refuse with request_not_supported / request_uri_not_supported)."""
+    app, _secret = make_app()
+    client = Client()
+    client.force_login(make_person(), backend=LOGIN_BACKEND)
+    _verifier, challenge = pkce_pair()
+    extra = {name: "https://app.example.test/request.jwt" if name == "request_uri" else "e30."}
+    response = client.get(authorize_url(app, ["openid", "profile"], challenge, **extra))
+    assert response.status_code == 302, response.content[:300]
+    assert response["Location"].startswith(REDIRECT_URI)
+    params = redirect_params(response["Location"])
+    assert params["error"] == error
+    assert "code" not in params
+    assert params["iss"]
+
+
+def test_discovery_says_request_objects_are_not_supported():
+    data = Client().get("/.well-known/openid-configuration").json()
+    assert data["request_parameter_supported"] is False
+    assert data["request_uri_parameter_supported"] is False
+
+
 # --- concurrent use of one refresh token -----------------------------------------------
 
 

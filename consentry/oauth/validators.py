@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import re
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +30,7 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.openid.connect.core.exceptions import RequestNotSupported, RequestURINotSupported
 
 from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
 from consentry.grants.models import Consent
@@ -164,6 +165,15 @@ class ConsentryValidator(OAuth2Validator):
         )
         if problem:
             raise errors.InvalidRequestError(description=problem, request=request)
+        # Request objects (OpenID Connect Core 6) are not supported, and discovery says
+        # so: refused, never silently ignored in favour of the plain parameters.
+        # (Read from the query: oauthlib's `request.request` is Django's request.)
+        if getattr(request, "response_type", None):
+            asked = {name for name, _ in parse_qsl(request.uri_query, keep_blank_values=True)}
+            if "request_uri" in asked:
+                raise RequestURINotSupported(request=request)
+            if "request" in asked:
+                raise RequestNotSupported(request=request)
         if getattr(request, "response_type", None) and getattr(
             request, "using_default_redirect_uri", False
         ):

@@ -390,6 +390,9 @@ class DiscoveryView(ConnectDiscoveryInfoView):
         data = json.loads(response.content)
         data["id_token_signing_alg_values_supported"] = ["RS256"]
         data["code_challenge_methods_supported"] = ["S256"]
+        # OpenID Connect Discovery 1.0 3: request_uri support defaults to true when omitted.
+        data["request_parameter_supported"] = False
+        data["request_uri_parameter_supported"] = False
         data["grant_types_supported"] = ["authorization_code", "refresh_token"]
         data["introspection_endpoint"] = request.build_absolute_uri(
             reverse("oauth2_provider:introspect")
