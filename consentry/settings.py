@@ -195,6 +195,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_HSTS_SECONDS = 31536000 if CONFIG.https else 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if CONFIG.https else None
 CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
+CSRF_FAILURE_VIEW = "consentry.web.refusals.csrf_failure"  # JSON on JSON endpoints
 
 # --- Languages: person-facing pages come in English and Dutch ---------------------------
 LANGUAGE_CODE = "en"

@@ -33,3 +33,6 @@ urlpatterns = [
     path("demo/", include("consentry.replay.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Django's own refusals in each endpoint's error shape (consentry.web.refusals).
+handler400 = "consentry.web.refusals.bad_request"

@@ -18,10 +18,14 @@ from collections.abc import Callable, Iterable
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.template.response import TemplateResponse
 
 # C0 controls and DEL; what no OAuth parameter, client id or secret may contain.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A `%` not followed by two hex digits: Django reads it literally, but oauthlib re-parses
+# the URL and raises ValueError on it (a 500 at every OAuth endpoint).
+BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 BROWSER_PATHS = ("/oauth/authorize/", "/oauth/logout/")
 # Parameters a browser form legitimately repeats (the consent screen's checkboxes).
 REPEATABLE_IN_FORMS = frozenset({"permission"})
@@ -79,7 +83,7 @@ class OAuthEdgeMiddleware:
             return self.get_response(request)
         try:
             problem = self._problem(request)
-        except (SuspiciousOperation, BadRequest) as exc:
+        except (SuspiciousOperation, BadRequest, MultiPartParserError) as exc:
             problem = _suspicious_message(exc)
         if problem is not None:
             return refusal(request, problem)
@@ -87,6 +91,8 @@ class OAuthEdgeMiddleware:
 
     def _problem(self, request: HttpRequest) -> str | None:
         browser = request.path.startswith(BROWSER_PATHS)
+        if BAD_PERCENT.search(request.META.get("QUERY_STRING", "")):
+            return "malformed percent-encoding in the query string"
         problem = bad_value(_pairs(request.GET))
         if problem is None and request.method == "POST":
             repeatable = REPEATABLE_IN_FORMS if browser else frozenset()

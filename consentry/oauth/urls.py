@@ -14,16 +14,16 @@ endpoints: list[URLPattern | URLResolver] = [
     path("oauth/introspect/", views.IntrospectView.as_view(), name="introspect"),
     path("oauth/userinfo/", views.UserInfoView.as_view(), name="user-info"),
     path("oauth/logout/", views.LogoutView.as_view(), name="rp-initiated-logout"),
-    path("oauth/jwks/", views.JwksView.as_view(), name="jwks-info"),
+    path("oauth/jwks/", views.json_errors(views.JwksView.as_view()), name="jwks-info"),
     # RFC 8414 and OpenID Connect Discovery 1.0 (no trailing slash, as the specs say).
     path(
         ".well-known/oauth-authorization-server",
-        dot.OAuthServerMetadataView.as_view(),
+        views.json_errors(dot.OAuthServerMetadataView.as_view()),
         name="oauth-server-metadata",
     ),
     re_path(
         r"^\.well-known/openid-configuration$",
-        views.DiscoveryView.as_view(),
+        views.json_errors(views.DiscoveryView.as_view()),
         name="oidc-connect-discovery-info",
     ),
 ]

@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import re
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
@@ -31,6 +31,7 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.openid.connect.core.exceptions import RequestNotSupported, RequestURINotSupported
 
 from consentry.developers.secrets import previous_secret_matches
 from consentry.grants.actions import active_permissions, consent_for, do_record_consent_use
@@ -236,6 +237,23 @@ class ConsentryValidator(OAuth2Validator):
         )
         if problem:
             raise errors.InvalidRequestError(description=problem, request=request)
+        # Request objects (OpenID Connect Core 6) are not supported, and discovery says
+        # so: refused, never silently ignored in favour of the plain parameters.
+        # (Read from the query: oauthlib's `request.request` is Django's request.)
+        if getattr(request, "response_type", None):
+            asked = {name for name, _ in parse_qsl(request.uri_query, keep_blank_values=True)}
+            if "request_uri" in asked:
+                raise RequestURINotSupported(request=request)
+            if "request" in asked:
+                raise RequestNotSupported(request=request)
+        if getattr(request, "response_type", None) and getattr(
+            request, "using_default_redirect_uri", False
+        ):
+            # OpenID Connect Core 3.1.2.1 requires it, and the code exchange must repeat
+            # it (RFC 6749 4.1.3), which confirm_redirect_uri checks.
+            raise errors.InvalidRequestError(
+                description="redirect_uri is required", request=request
+            )
         return True
 
     # oauthlib asks these for `prompt=none`, but its request carries no session, so the
@@ -303,6 +321,11 @@ class ConsentryValidator(OAuth2Validator):
     def confirm_redirect_uri(
         self, client_id: str, code: str, redirect_uri: str, client: Application, *a: Any, **k: Any
     ) -> bool:
+        """The exchange names the authorization request's redirect URI, identically
+        (RFC 6749 4.1.3): an exchange without one is refused, not given the default."""
+        request = a[0] if a else k.get("request")
+        if getattr(request, "using_default_redirect_uri", False):
+            return False
         grant = Grant.objects.filter(code=code_hash(code), application=client).first()
         return grant is not None and bool(grant.redirect_uri_allowed(redirect_uri))
 
@@ -334,6 +357,14 @@ class ConsentryValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *a):
             return False
         rt = request.refresh_token_instance
+        # Spend it once: lock the row (TokenView.post is one transaction) and look again.
+        # A concurrent refresh with the same token that rotated it first has revoked it by
+        # the time the lock is ours; that is reuse, and reuse revokes the family (RFC 9700
+        # 4.14.2). Without this, racing requests all passed the unlocked check above.
+        if not RefreshToken.objects.select_for_update().filter(pk=rt.pk, revoked=None).exists():
+            if rt.token_family:
+                RefreshToken.revoke_family(rt.token_family)
+            return False
         consent = consent_for(rt.user_id, client.pk)
         request.consentry_consent = consent  # the same row _save_bearer_token needs
         return bool(active_permissions(consent)) and token_holder_may_act(client, rt.user)

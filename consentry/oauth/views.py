@@ -4,6 +4,8 @@ django-oauth-toolkit: the consent screen and token introspection."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -262,6 +264,17 @@ def json_error(response: HttpResponseBase) -> HttpResponseBase:
     return fixed
 
 
+def json_errors(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """A read-only JSON document's view (discovery, metadata, JWKS) whose errors, a 405
+    for a POST say, are JSON too (json_error)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        return json_error(view(request, *args, **kwargs))
+
+    return wrapped
+
+
 def _challenge_error(challenge: str) -> str | None:
     marker = 'error="'
     start = challenge.find(marker)
@@ -402,6 +415,9 @@ class DiscoveryView(ConnectDiscoveryInfoView):
         data = json.loads(response.content)
         data["id_token_signing_alg_values_supported"] = ["RS256"]
         data["code_challenge_methods_supported"] = ["S256"]
+        # OpenID Connect Discovery 1.0 3: request_uri support defaults to true when omitted.
+        data["request_parameter_supported"] = False
+        data["request_uri_parameter_supported"] = False
         data["grant_types_supported"] = ["authorization_code", "refresh_token"]
         data["introspection_endpoint"] = request.build_absolute_uri(
             reverse("oauth2_provider:introspect")
