@@ -153,13 +153,16 @@ def do_set_opt_ins(opt_ins: dict[int, tuple[str, ...]]) -> int:
 @contextmanager
 def _quiet_request_log() -> Iterator[None]:
     """The quiz's probes are meant to fail: thousands of expected 404s are not news."""
-    log = logging.getLogger("django.request")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    # Nor is a line per request in the JSON request log (consentry.ops).
+    logs = [logging.getLogger(name) for name in ("django.request", "consentry.request")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
 
 
 @contextmanager

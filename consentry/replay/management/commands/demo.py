@@ -156,13 +156,15 @@ class Command(BaseCommand):
             ]
             if policy is SERVED:
                 argv += ["--sign-ins", str(folder / "sign-ins.json")]
-            children[policy] = subprocess.Popen(  # noqa: S603
-                consentry_argv(*argv),
-                env=child_env(database),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            # The child's log goes to a file: a pipe nobody drains would fill up and stop it.
+            with (folder / f"{policy.value}.log").open("w") as log:
+                children[policy] = subprocess.Popen(  # noqa: S603
+                    consentry_argv(*argv),
+                    env=child_env(database),
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
             bars[policy] = tqdm(
                 disable=not sys.stdout.isatty(),
                 total=1,
@@ -181,8 +183,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{policy.heading}: replayed")
         failed = {p: c for p, c in children.items() if c.returncode != 0}
         if failed:
-            policy, child = next(iter(failed.items()))
-            errors = child.stderr.read() if child.stderr else ""
+            policy = next(iter(failed))
+            errors = (folder / f"{policy.value}.log").read_text(errors="replace")
             raise CommandError(f"the {policy.heading} replay failed:\n{errors[-3000:]}")
         return {p.value: json.loads((folder / f"{p.value}.json").read_text()) for p in Policy}
 
