@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", nargs="?")
-        parser.add_argument("args", nargs="*")
+        # Not "args": Django takes that name for the positional arguments of handle().
+        parser.add_argument("script_args", nargs=argparse.REMAINDER)
 
     def handle(self, *args: Any, **opts: Any) -> None:
         names = available()
@@ -37,7 +39,8 @@ class Command(BaseCommand):
             raise CommandError(f"no benchmark {opts['name']!r}; available: {', '.join(names)}")
         # A separate process: each benchmark sets up its own scratch database before Django.
         result = subprocess.run(  # noqa: S603
-            [sys.executable, str(BENCH_DIR / f"{opts['name']}.py"), *opts["args"]], check=False
+            [sys.executable, str(BENCH_DIR / f"{opts['name']}.py"), *opts["script_args"]],
+            check=False,
         )
         if result.returncode:
             raise CommandError(f"benchmark {opts['name']} failed (exit {result.returncode})")
