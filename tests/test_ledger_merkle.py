@@ -190,3 +190,22 @@ def test_signing_key_is_created_on_first_use_with_mode_0600(
     assert path.stat().st_mode & 0o777 == 0o600
     assert signing.verify_tree_head(sth, signing.public_key_pem())
     assert signing.signing_key() is signing.signing_key()
+
+
+_pairs = st.lists(
+    st.tuples(st.integers(-3, records.MAX_SUBJECT_ID + 3), st.integers(-2, records.MAX_MASK + 2)),
+    max_size=records.SMALL + 8,
+)
+
+
+@given(_pairs | st.lists(st.tuples(st.integers(1, 40), st.integers(1, 7)), max_size=90))
+def test_packed_is_normalize_then_pack(released: list[tuple[int, int]]) -> None:
+    """The append path's packing (pure Python for a few pairs, numpy past SMALL) gives the
+    very bytes and count of normalize() + pack_subjects(), and refuses the same inputs."""
+    try:
+        rel = records.normalize(released)
+    except ValueError:
+        with pytest.raises(ValueError):
+            records.packed(released)
+        return
+    assert records.packed(released) == (records.pack_subjects(rel), len(rel))

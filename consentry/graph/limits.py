@@ -19,12 +19,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 MINUTE = 60
 DAY = 86_400
@@ -66,12 +67,45 @@ def limits_for(app_limits: Mapping[str, Any] | None) -> Limits:
     return Limits(**values)
 
 
+def _redis() -> Any:
+    """The Redis client behind Django's cache when it is Redis (CONSENTRY_REDIS_URL), else
+    None. Counters then take one pipelined round trip instead of Django's three per
+    counter (add; exists + incr)."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+def _count_many(counts: Sequence[tuple[str, int, int]], read: str | None = None) -> list[Any]:
+    """Atomically add each `amount` to its counter `key`, which lives for its `window`
+    (plus 5 s); returns the new values, after the value of the key `read` (or None) when
+    one is named. Counters are plain integers in Django's cache, readable with cache.get."""
+    client = _redis()
+    if client is not None:
+        pipe = client.pipeline(transaction=False)
+        if read is not None:
+            pipe.get(cache.make_key(read))
+        for key, window, amount in counts:
+            name = cache.make_key(key)
+            pipe.incrby(name, amount)
+            pipe.expire(name, window + 5, nx=True)
+        results = pipe.execute()
+        start = 1 if read is not None else 0
+        values = [int(v) for v in results[start::2]]
+        if read is None:
+            return values
+        raw = results[0]
+        return [None if raw is None else int(raw), *values]
+    values = [_count(key, window, amount) for key, window, amount in counts]
+    return values if read is None else [cache.get(read), *values]
+
+
 def _count(key: str, window: int, amount: int = 1) -> int:
-    """Atomically add `amount` to the counter `key` that lives for one window."""
-    cache.add(key, 0, timeout=window + 5)
+    """Atomically add `amount` to the in-process counter `key` that lives for one window."""
     try:
         return int(cache.incr(key, amount))
-    except ValueError:  # the counter expired between add and incr
+    except ValueError:  # no counter yet (or it expired): start the window's counter
         cache.add(key, 0, timeout=window + 5)
         return int(cache.incr(key, amount))
 
@@ -88,13 +122,20 @@ def check_request_rate(
     """Count one request against the app's and the token's per-minute windows; raise
     RateLimited when either is over its limit, or while harvest detection throttles."""
     now = time.time() if now is None else now
-    throttled = harvest_throttle(app_id, now)
+    number, left = _window(now, MINUTE)
+    until_ms, token_count, app_count = _count_many(
+        [
+            (f"graph:rate:token:{token_id}:{number}", MINUTE, 1),
+            (f"graph:rate:app:{app_id}:{number}", MINUTE, 1),
+        ],
+        read=_throttle_key(app_id),
+    )
+    throttled = _throttle_left(until_ms, now)
     if throttled is not None:
         raise RateLimited(throttled, "throttled")
-    number, left = _window(now, MINUTE)
-    if _count(f"graph:rate:token:{token_id}:{number}", MINUTE) > limits.token_per_minute:
+    if token_count > limits.token_per_minute:
         raise RateLimited(left, "token rate limit")
-    if _count(f"graph:rate:app:{app_id}:{number}", MINUTE) > limits.app_per_minute:
+    if app_count > limits.app_per_minute:
         raise RateLimited(left, "app rate limit")
 
 
@@ -107,7 +148,7 @@ def reserve_subjects(app_id: int, count: int, limits: Limits, now: float | None 
     now = time.time() if now is None else now
     number, left = _window(now, DAY)
     key = f"graph:volume:app:{app_id}:{number}"
-    if _count(key, DAY, count) > limits.subjects_per_day:
+    if _count_many([(key, DAY, count)])[0] > limits.subjects_per_day:
         cache.decr(key, count)
         raise RateLimited(left, "daily subject volume")
 
@@ -125,20 +166,30 @@ def release_subjects(app_id: int, count: int, now: float | None = None) -> None:
 # --- Harvest detection hook (rule 4, "not throttled by harvest detection") ---------------
 
 
+def _throttle_key(app_id: int) -> str:
+    return f"graph:throttle:app:{app_id}"
+
+
+def _throttle_left(until_ms: Any, now: float) -> int | None:
+    """Whole seconds left of a throttle that ends at `until_ms` (epoch milliseconds)."""
+    if until_ms is None or until_ms <= now * 1000:
+        return None
+    return math.ceil(until_ms / 1000 - now)
+
+
 def throttle_app(app_id: int, seconds: int, now: float | None = None) -> None:
     """Refuse the app's Graph API calls for `seconds` (called by harvest detection)."""
     now = time.time() if now is None else now
-    cache.set(f"graph:throttle:app:{app_id}", now + seconds, timeout=seconds + 1)
+    # An integer, which Django's Redis cache stores as is: check_request_rate reads it in
+    # the same round trip as its counters.
+    until_ms = math.ceil((now + seconds) * 1000)
+    cache.set(_throttle_key(app_id), until_ms, timeout=seconds + 1)
 
 
 def lift_throttle(app_id: int) -> None:
-    cache.delete(f"graph:throttle:app:{app_id}")
+    cache.delete(_throttle_key(app_id))
 
 
 def harvest_throttle(app_id: int, now: float | None = None) -> int | None:
     """Seconds the app remains throttled by harvest detection, or None."""
-    until = cache.get(f"graph:throttle:app:{app_id}")
-    now = time.time() if now is None else now
-    if until is None or until <= now:
-        return None
-    return math.ceil(until - now)
+    return _throttle_left(cache.get(_throttle_key(app_id)), time.time() if now is None else now)

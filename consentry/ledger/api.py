@@ -241,9 +241,7 @@ def record_disclosure(
         raise transaction.TransactionManagementError(
             "record_disclosure must run inside the transaction that builds the response"
         )
-    rel = records.normalize(released)
-    subjects = records.pack_subjects(rel)
-    count = len(rel)
+    subjects, count = records.packed(released)
     sql = _statements()
     alias = connection.settings_dict["NAME"]
     one_statement = connection.vendor == "postgresql"

@@ -81,6 +81,27 @@ def normalize(released: Sequence[tuple[int, int]]) -> Released:
     return Released(ids.astype(_ID_DTYPE), masks.astype(_MASK_DTYPE))
 
 
+SMALL = 64  # up to this many pairs, pure Python beats numpy's per-call overhead
+
+
+def packed(released: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
+    """pack_subjects(normalize(released)) and its subject count, with the same checks;
+    a call's few pairs (most calls: one) are packed without numpy."""
+    if len(released) > SMALL:
+        rel = normalize(released)
+        return pack_subjects(rel), len(rel)
+    merged: dict[int, int] = {}
+    for subject, mask in released:
+        if not 0 < mask <= MAX_MASK:
+            raise ValueError("every released mask must be non-zero and fit in 16 bits")
+        if not 0 < subject <= MAX_SUBJECT_ID:
+            raise ValueError(f"subject ids must be between 1 and {MAX_SUBJECT_ID}")
+        merged[subject] = merged.get(subject, 0) | mask
+    ids = sorted(merged)
+    n = len(ids)
+    return struct.pack(f"<{n}Q{n}H", *ids, *(merged[i] for i in ids)), n
+
+
 def pack_subjects(released: Released) -> bytes:
     return released.ids.astype(_ID_DTYPE).tobytes() + released.masks.astype(_MASK_DTYPE).tobytes()
 

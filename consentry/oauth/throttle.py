@@ -63,11 +63,18 @@ def _keys(client_id: str, address: str) -> tuple[str, str]:
 
 def retry_after(client_id: str, address: str, now: float | None = None) -> int | None:
     """Whole seconds this pair must still wait, or None when it may try now."""
-    until = cache.get(_keys(client_id, address)[1])
+    return check(client_id, address, now)[0]
+
+
+def check(client_id: str, address: str, now: float | None = None) -> tuple[int | None, bool]:
+    """retry_after(), and whether the pair has failures on record (which a success then
+    clears): one cache read, so a client that authenticates correctly costs no write."""
+    failures_key, until_key = _keys(client_id, address)
+    found = cache.get_many([failures_key, until_key])
+    until = found.get(until_key)
     now = time.time() if now is None else now
-    if until is None or until <= now:
-        return None
-    return max(1, math.ceil(until - now))
+    wait = None if until is None or until <= now else max(1, math.ceil(until - now))
+    return wait, bool(found)
 
 
 def record_failure(client_id: str, address: str, now: float | None = None) -> int:

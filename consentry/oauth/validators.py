@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from typing import Any
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
 from django.db import transaction
 from django.utils import timezone
+from oauth2_provider import cimd
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
@@ -129,6 +131,14 @@ def record_claims_disclosure(
     )
 
 
+@functools.cache
+def _APPLICATION_SQL() -> str:  # noqa: N802 (a constant, built once the database is known)
+    from django.db import connection
+
+    q = connection.ops.quote_name
+    return f"SELECT * FROM {q(Application._meta.db_table)} WHERE client_id = %s"  # noqa: S608
+
+
 class ConsentryValidator(OAuth2Validator):
     oidc_claim_scope = {
         "sub": "openid",
@@ -140,13 +150,30 @@ class ConsentryValidator(OAuth2Validator):
 
     # --- client authentication (RFC 6749 2.3.1), throttled per (client, address) ------
 
+    def _load_application(self, client_id: str, request: Request) -> Application | None:
+        """django-oauth-toolkit's lookup, by a query the ORM need not compile: building the
+        `get(client_id=...)` SQL cost more than running it, on every client authentication
+        (issue "Performance"). A cached `request.client`, an unknown id (client metadata
+        documents) and an id the database cannot hold are left to django-oauth-toolkit."""
+        if request.client or not client_id or "\x00" in client_id:
+            return super()._load_application(client_id, request)  # type: ignore[no-any-return]
+        found = list(Application.objects.raw(_APPLICATION_SQL(), [client_id]))
+        if len(found) != 1:
+            return super()._load_application(client_id, request)  # type: ignore[no-any-return]
+        client = cimd.refresh_if_stale(found[0], request=request)
+        if not client.is_usable(request):
+            return None
+        request.client = client
+        return client  # type: ignore[no-any-return]
+
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """Raises throttle.ClientAuthThrottled (429) while this client id is delayed for
         this source address; see consentry.oauth.throttle."""
         client_id = self._attempted_client_id(request)
         address = str(request.headers.get("REMOTE_ADDR", ""))
+        failed_before = False
         if client_id:
-            wait = throttle.retry_after(client_id, address)
+            wait, failed_before = throttle.check(client_id, address)
             if wait is not None:
                 raise throttle.ClientAuthThrottled(wait, request=request)
         self._secret_to_upgrade: str | None = None
@@ -156,7 +183,7 @@ class ConsentryValidator(OAuth2Validator):
         if ok and self._secret_to_upgrade is not None:
             upgrade_client_secret(request.client, self._secret_to_upgrade)
         if client_id:
-            if ok:
+            if ok and failed_before:
                 throttle.record_success(client_id, address)
             else:
                 throttle.record_failure(client_id, address)

@@ -16,7 +16,7 @@ from consentry.ops import logs, metrics
 
 logger = logging.getLogger("consentry.request")
 
-_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _META = re.compile(rb'"withheld_subjects":\s*(\d+)|"withheld_fields":\s*(\d+)')
 
 # Scripts only from this origin (pages work without JavaScript; nothing inline), never
@@ -58,7 +58,7 @@ class OpsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if INCOMING_ID.match(incoming) else uuid.uuid4().hex
         # Not reset on the way out: Django's handler logs the response ("Not Found",
         # errors) after the middleware chain returns, and that line needs the id too.
         # The next request in this thread (or task) sets its own.

@@ -59,7 +59,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", type=int, default=0, help="default: 1 on SQLite, 2 x cores on PostgreSQL"
         )
-        parser.add_argument("--threads", type=int, default=8)
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=2,
+            help="Python threads per worker process (default 2: the work is CPU-bound "
+            "and the GIL lets one thread run at a time; more threads only queue on it)",
+        )
         parser.add_argument("--server", choices=["granian", "gunicorn"], default="granian")
         parser.add_argument("--no-migrate", action="store_true")
         parser.add_argument(

@@ -1,0 +1,141 @@
+"""The machine lane: the OAuth and OpenID documents answered without Django's handler.
+
+Discovery (`/.well-known/openid-configuration`), the authorization server metadata
+(`/.well-known/oauth-authorization-server`) and the JWKS (`/oauth/jwks/`) are the same
+bytes for every request to one site address: clients and resource servers fetch them
+often, and Django's handler and middleware cost ten times what writing them does (issue
+"Performance"). As WhiteNoise does for static files, this WSGI wrapper answers them
+itself:
+
+- the first GET of a document for a site address goes through Django as any request
+  does (host validation, the views, every middleware); a 200 is kept, headers and body,
+  without its request id;
+- later GETs of that document for the same address -- the same Host, scheme and
+  forwarded scheme, no query string -- get the kept answer, with their own request id,
+  request log line and latency metric (consentry.ops.middleware), as any request has.
+
+Anything else (another method, a query string, an address not seen yet, any other path)
+goes to Django untouched. The kept documents change only with the configuration (site
+address, OIDC keys), which a restart applies; at most `MAX_SITES` addresses are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.urls import resolve
+
+from consentry.ops import logs, metrics
+from consentry.ops.middleware import INCOMING_ID
+
+logger = logging.getLogger("consentry.request")
+
+DOCUMENTS = frozenset(
+    {"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/oauth/jwks/"}
+)
+MAX_SITES = 16
+# What the documents' absolute URLs and security headers are built from.
+_SITE_KEYS = (
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.url_scheme",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "SCRIPT_NAME",
+)
+
+StartResponse = Callable[..., Any]
+Kept = tuple[str, list[tuple[str, str]], bytes]
+
+
+class MachineLane:
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+        self.kept: dict[tuple[str, ...], Kept] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if (
+            path not in DOCUMENTS
+            or environ.get("REQUEST_METHOD") != "GET"
+            or environ.get("QUERY_STRING")
+        ):
+            return self.app(environ, start_response)
+        key = (path, *(str(environ.get(name, "")) for name in _SITE_KEYS))
+        kept = self.kept.get(key)
+        if kept is None:
+            return self._through_django(key, environ, start_response)
+        return self._answer(path, kept, environ, start_response)
+
+    def _answer(
+        self, path: str, kept: Kept, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        start = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        rid = incoming if INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        logs.request_id.set(rid)
+        status, headers, body = kept
+        start_response(status, [*headers, ("X-Request-ID", rid)])
+        elapsed = time.perf_counter() - start
+        endpoint = _endpoint(path)
+        metrics.REQUEST_SECONDS.labels(endpoint=endpoint, method="GET", status="2xx").observe(
+            elapsed
+        )
+        logger.info(
+            "request",
+            extra={
+                "method": "GET",
+                "endpoint": endpoint,
+                "status": 200,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+        return [body]
+
+    def _through_django(
+        self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        seen: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def remember(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            seen.append((status, headers))
+            return start_response(status, headers, *exc)
+
+        response = self.app(environ, remember)
+        if not seen or not seen[0][0].startswith("200 ") or len(self.kept) >= MAX_SITES * 3:
+            return response
+        try:
+            body = b"".join(response)
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+        status, headers = seen[0]
+        if not any(name.lower() == "set-cookie" for name, _ in headers):
+            self.kept[key] = (
+                status,
+                [(n, v) for n, v in headers if n.lower() != "x-request-id"],
+                body,
+            )
+        return [body]
+
+
+@functools.cache
+def _endpoint(path: str) -> str:
+    """The URL pattern the request log and the latency metric name (as
+    consentry.ops.middleware does for a request through Django)."""
+    return "/" + str(resolve(path).route)
+
+
+def wrap(app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> MachineLane:
+    """The WSGI application `consentry serve` runs: Django behind the machine lane,
+    unless settings.MACHINE_LANE is off."""
+    return MachineLane(app) if getattr(settings, "MACHINE_LANE", True) else app  # type: ignore[return-value]
