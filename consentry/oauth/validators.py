@@ -132,7 +132,7 @@ def record_claims_disclosure(
 
 
 @functools.cache
-def _APPLICATION_SQL() -> str:  # noqa: N802 (a constant, built once the database is known)
+def _application_sql() -> str:
     from django.db import connection
 
     q = connection.ops.quote_name
@@ -156,15 +156,15 @@ class ConsentryValidator(OAuth2Validator):
         (issue "Performance"). A cached `request.client`, an unknown id (client metadata
         documents) and an id the database cannot hold are left to django-oauth-toolkit."""
         if request.client or not client_id or "\x00" in client_id:
-            return super()._load_application(client_id, request)  # type: ignore[no-any-return]
-        found = list(Application.objects.raw(_APPLICATION_SQL(), [client_id]))
+            return super()._load_application(client_id, request)
+        found = list(Application.objects.raw(_application_sql(), [client_id]))
         if len(found) != 1:
-            return super()._load_application(client_id, request)  # type: ignore[no-any-return]
+            return super()._load_application(client_id, request)
         client = cimd.refresh_if_stale(found[0], request=request)
         if not client.is_usable(request):
             return None
         request.client = client
-        return client  # type: ignore[no-any-return]
+        return client
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """Raises throttle.ClientAuthThrottled (429) while this client id is delayed for

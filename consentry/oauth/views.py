@@ -3,6 +3,7 @@ django-oauth-toolkit: the consent screen and token introspection."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from functools import wraps
@@ -10,7 +11,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -526,11 +527,7 @@ class UserInfoView(View):
         ]
         with transaction.atomic():
             if wanted:
-                name, picture, email, verified_at = (
-                    Person.objects.filter(pk=facts.person_id)
-                    .values_list("name", "picture", "email", "email_verified_at")
-                    .get()
-                )
+                name, picture, email, verified_at = _claim_columns(facts.person_id)
                 if facts.email_choice == "relay":
                     email = relay_address(facts.app_id, facts.person_id)
                 values = {
@@ -554,6 +551,27 @@ class UserInfoView(View):
         response["Cache-Control"] = "no-store"
         response["Access-Control-Allow-Origin"] = "*"
         return response
+
+
+@functools.cache
+def _claims_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    return (
+        "SELECT name, picture, email, email_verified_at "  # noqa: S608 (known names)
+        f"FROM {q(Person._meta.db_table)} WHERE id = %s"
+    )
+
+
+def _claim_columns(person_id: int) -> tuple[Any, ...]:
+    """The person's name, picture, email and email_verified_at (only its being null or
+    not is used), by a prepared statement: the ORM's query building cost more than the
+    query, on every userinfo call."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claims_sql(connection.vendor), [person_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Person.DoesNotExist
+    return tuple(row)
 
 
 def _bearer_error(status: int, error: str, description: str) -> HttpResponse:
