@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable
 from functools import lru_cache
 
+import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -43,7 +44,7 @@ def app_scoped_ids(app_id: int, person_ids: Iterable[int]) -> list[str]:
         return []
     plain = b"".join(_BLOCK.pack(app_id, pid) for pid in ids)
     encrypted = _app_cipher(app_id, settings.PAIRWISE_KEY).encryptor().update(plain)
-    return [_encode(encrypted[i : i + 16]) for i in range(0, len(encrypted), 16)]
+    return _encode_blocks(encrypted)
 
 
 def app_scoped_id(app_id: int, person_id: int) -> str:
@@ -62,6 +63,24 @@ def person_id_for(app_id: int, scoped_id: str) -> int | None:
 
 def _encode(block: bytes) -> str:
     return base64.b32encode(block).decode().rstrip("=").lower()
+
+
+_B32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
+_FIVE_BITS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
+_MANY = 8  # from this many ids, one numpy pass beats base64's Python loop per id
+
+
+def _encode_blocks(blocks: bytes) -> list[str]:
+    """_encode() of each 16-byte block, in order. A friends page names hundreds of
+    people: base64.b32encode is a Python loop, so their bits are regrouped in one numpy
+    pass (128 bits and 2 zero bits of padding = 26 base32 digits, as b32encode gives)."""
+    n = len(blocks) // 16
+    if n < _MANY:
+        return [_encode(blocks[i : i + 16]) for i in range(0, len(blocks), 16)]
+    bits = np.unpackbits(np.frombuffer(blocks, dtype=np.uint8).reshape(n, 16), axis=1)
+    digits = np.concatenate([bits, np.zeros((n, 2), dtype=np.uint8)], axis=1).reshape(n, 26, 5)
+    text = _B32[digits @ _FIVE_BITS].tobytes().decode("ascii")
+    return [text[i : i + 26] for i in range(0, 26 * n, 26)]
 
 
 def _decode(text: str) -> bytes | None:
@@ -103,7 +122,7 @@ def installer_scoped_ids(app_id: int, installer_id: int, person_ids: Iterable[in
     plain = b"".join(_BLOCK.pack(tag, pid) for pid in ids)
     cipher = _installer_cipher(app_id, installer_id, settings.PAIRWISE_KEY)
     encrypted = cipher.encryptor().update(plain)
-    return [_encode(encrypted[i : i + 16]) for i in range(0, len(encrypted), 16)]
+    return _encode_blocks(encrypted)
 
 
 def person_id_for_installer(app_id: int, installer_id: int, scoped_id: str) -> int | None:
