@@ -317,9 +317,7 @@ def _friend_rows(
     requested = frozenset(fields)
     names = [f for f in fields if f != ID_FIELD]
     facts_at = 1 + len(names)
-    closed = set(
-        ClosedRoute.objects.filter(through_id=caller.person_id).values_list("person_id", flat=True)
-    )
+    closed = _closed_routes(caller.person_id)
     rows = _fetch_friend_rows(caller, names, where, limit + 1)
     more = len(rows) > limit
     del rows[limit:]
@@ -407,6 +405,18 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
             "ORDER BY f.friend_id LIMIT %s"
         )
     return sql
+
+
+def _closed_routes(through_id: int) -> set[int]:
+    """The people who closed their route through `through_id` (rule 3; usually none), by
+    the (through, person) unique index."""
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT person_id FROM {q(ClosedRoute._meta.db_table)} WHERE through_id = %s",  # noqa: S608
+            [through_id],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _fetch_friend_rows(
