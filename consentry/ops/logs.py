@@ -13,6 +13,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import orjson
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 # Attributes a LogRecord always has; anything else passed in `extra=` is logged as a field.
@@ -43,4 +45,8 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
-        return json.dumps(out, ensure_ascii=False)
+        try:
+            # orjson: the same one-line JSON, several times faster; a line a request.
+            return orjson.dumps(out).decode()
+        except TypeError:  # a string orjson cannot encode (a lone surrogate)
+            return json.dumps(out)
