@@ -104,6 +104,19 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(CONFIG.database_url, conn_max_age=600, conn_health_checks=True)
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg's connection pool (issue "Production at scale"), in place of Django's
+    # persistent connections: each process keeps at most `max_size` connections, a request
+    # borrows one and hands it back at its end, and with CONN_HEALTH_CHECKS Django has the
+    # pool check a connection before lending it (a restarted server's dead connections are
+    # replaced, never handed to a request).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(_config.env("DB_POOL_SIZE", "8")),
+        "timeout": 10,
+        "max_idle": 300,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, with write transactions queued in process (consentry/db/sqlite3).
     DATABASES["default"]["ENGINE"] = "consentry.db.sqlite3"

@@ -81,6 +81,7 @@ class Command(BaseCommand):
         workers = opts["workers"] or (1 if sqlite else 2 * (os.cpu_count() or 1))
         if workers > 1 and not settings.CONFIG.redis_url:
             self.stderr.write(PER_PROCESS_WARNING.format(workers=workers))
+        _close_connections()  # the web workers are forked from this process
         if not opts["no_worker"]:
             start_worker()
         self.stdout.write(f"Consentry serving at http://{opts['host']}:{opts['port']}/")
@@ -135,6 +136,17 @@ class Command(BaseCommand):
                 return application
 
         Server().run()
+
+
+def _close_connections() -> None:
+    """Close this process's database connections and its connection pool (PostgreSQL):
+    a forked worker must open its own, never share a socket with its parent."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        if getattr(conn, "pool", None) is not None:
+            conn.close_pool()
 
 
 def start_worker() -> subprocess.Popen[bytes]:
