@@ -181,3 +181,18 @@ def test_served_application_is_behind_the_lane() -> None:
     from consentry import wsgi
 
     assert isinstance(wsgi.application, MachineLane)
+
+
+def test_headers_django_ignores_do_not_split_the_kept_documents() -> None:
+    """Without a trusted proxy header configured, Django builds the same document whatever
+    X-Forwarded-Proto or X-Forwarded-Host say; so does the lane, from one kept copy."""
+    inner = Counting()
+    lane = MachineLane(inner)
+    for n in range(5):
+        call(
+            lane,
+            "/oauth/jwks/",
+            headers={"X-Forwarded-Proto": f"junk{n}", "X-Forwarded-Host": f"h{n}.example"},
+        )
+    assert inner.calls == 1
+    assert len(lane.kept) == 1

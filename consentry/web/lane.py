@@ -40,17 +40,22 @@ DOCUMENTS = frozenset(
     {"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/oauth/jwks/"}
 )
 MAX_SITES = 16
-# What the documents' absolute URLs and security headers are built from.
-_SITE_KEYS = (
-    "HTTP_HOST",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "wsgi.url_scheme",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_FORWARDED_PORT",
-    "SCRIPT_NAME",
-)
+
+
+@functools.cache
+def _site_keys() -> tuple[str, ...]:
+    """The request variables Django builds the documents' absolute URLs and security
+    headers from (a forwarded header only where the settings make Django read it, so
+    that junk in one does not split the kept documents)."""
+    keys = ["HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME"]
+    if settings.SECURE_PROXY_SSL_HEADER:
+        keys.append(settings.SECURE_PROXY_SSL_HEADER[0])
+    if settings.USE_X_FORWARDED_HOST:
+        keys.append("HTTP_X_FORWARDED_HOST")
+    if settings.USE_X_FORWARDED_PORT:
+        keys.append("HTTP_X_FORWARDED_PORT")
+    return tuple(keys)
+
 
 StartResponse = Callable[..., Any]
 Kept = tuple[str, list[tuple[str, str]], bytes]
@@ -69,7 +74,7 @@ class MachineLane:
             or environ.get("QUERY_STRING")
         ):
             return self.app(environ, start_response)
-        key = (path, *(str(environ.get(name, "")) for name in _SITE_KEYS))
+        key = (path, *(str(environ.get(name, "")) for name in _site_keys()))
         kept = self.kept.get(key)
         if kept is None:
             return self._through_django(key, environ, start_response)
