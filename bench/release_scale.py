@@ -131,11 +131,13 @@ def main() -> None:
         fitted = fits(steps)
         summary["databases"][vendor] = {"steps": [compact(s) for s in steps], "fits": fitted}
         print(f"\n== {vendor}: fits (median ms against people)")
-        for name, fit in fitted.items():
+        for name, f in fitted.items():
+            ratio = f.get("ratio", {})
             print(
-                f"  {name:22} x{fit['growth']:<5} exponent {fit['exponent']:+.3f}  "
-                f"fits {fit['fits']:6}  at 100 M people: log fit {fit['at_100m_log_ms']} ms, "
-                f"linear fit {fit['at_100m_linear_ms']} ms"
+                f"  {name:22} x{f['growth']:<5} exponent {f['exponent']:+.3f} "
+                f"fits {f['fits']:6} at 100 M people: log fit {f['at_100m_log']}, "
+                f"linear fit {f['at_100m_linear']}; ratio x{ratio.get('growth')} "
+                f"exponent {ratio.get('exponent')}"
             )
         last = steps[-1]["endpoints"]
         summary[f"ratio_{vendor}_friends_100_first"] = last["friends_100_first"]["ratio"]
@@ -181,31 +183,50 @@ def least_squares(x: Sequence[float], y: Sequence[float]) -> tuple[float, float,
     return intercept, slope, rms
 
 
+def fit(people: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
+    """y against people by least squares, against ln(people) and against people (the one
+    with the smaller residual "fits"), the log-log slope ("exponent": 0 is flat, 1
+    linear), the growth from the smallest size to the largest, and both fits at 100 M
+    people."""
+    la, lb, lrms = least_squares([math.log(p) for p in people], y)
+    na, nb, nrms = least_squares(people, y)
+    _, exponent, _ = least_squares([math.log(p) for p in people], [math.log(v) for v in y])
+    return {
+        "fits": "log" if lrms <= nrms else "linear",
+        "log_fit": [round(la, 4), round(lb, 4)],  # intercept, slope per ln(people)
+        "log_rms": round(lrms, 4),
+        "linear_fit": [round(na, 4), round(nb * 1e6, 4)],  # intercept, slope per M people
+        "linear_rms": round(nrms, 4),
+        "exponent": round(exponent, 3),
+        "growth": round(y[-1] / y[0], 2),
+        "at_100m_log": round(la + lb * math.log(TARGET_PEOPLE), 2),
+        "at_100m_linear": round(na + nb * TARGET_PEOPLE, 1),
+    }
+
+
 def fits(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per figure: the growth of the median with people, fitted by least squares against
-    ln(people) and against people (the one with the smaller residual "fits"), the log-log
-    slope ("exponent": 0 is flat, 1 linear), and both fits extrapolated to 100 M people."""
+    """Per figure, the fit of its median (ms) and, in "ratio", of its ratio to the
+    baseline, which cancels the machine's drift between sizes; on PostgreSQL also the
+    buffers one friends page touches (EXPLAIN BUFFERS: independent of the load)."""
     people = [float(s["people"]) for s in steps]
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
+    if len(steps) < 2:
+        return out
     for name in ENDPOINTS:
-        ys = [s["endpoints"].get(name, {}).get("median_ms") for s in steps]
-        if len(steps) < 2 or any(y is None or y <= 0 for y in ys):
+        figures = [s["endpoints"].get(name) for s in steps]
+        if any(f is None or f["median_ms"] <= 0 or not f["ratio"] for f in figures):
             continue
-        y = [float(v) for v in ys]
-        la, lb, lrms = least_squares([math.log(p) for p in people], y)
-        na, nb, nrms = least_squares(people, y)
-        _, exponent, _ = least_squares([math.log(p) for p in people], [math.log(v) for v in y])
-        out[name] = {
-            "fits": "log" if lrms <= nrms else "linear",
-            "log_fit_ms": [round(la, 4), round(lb, 4)],  # intercept, ms per ln(people)
-            "log_rms_ms": round(lrms, 4),
-            "linear_fit_ms": [round(na, 4), round(nb * 1e6, 4)],  # intercept, ms per M people
-            "linear_rms_ms": round(nrms, 4),
-            "exponent": round(exponent, 3),
-            "growth": round(y[-1] / y[0], 2),  # largest size over smallest
-            "at_100m_log_ms": round(la + lb * math.log(TARGET_PEOPLE), 2),
-            "at_100m_linear_ms": round(na + nb * TARGET_PEOPLE, 1),
-        }
+        out[name] = fit(people, [float(f["median_ms"]) for f in figures])
+        ratio = fit(people, [float(f["ratio"]) for f in figures])
+        out[name]["ratio"] = {k: ratio[k] for k in ("fits", "exponent", "growth", "at_100m_log")}
+    for kind in ("first", "deep"):
+        blocks = [
+            (s[f"plan_{kind}"].get("shared_hit_blocks") or 0)
+            + (s[f"plan_{kind}"].get("shared_read_blocks") or 0)
+            for s in steps
+        ]
+        if all(blocks):
+            out[f"buffers_100_{kind}"] = fit(people, [float(b) for b in blocks])
     return out
 
 
@@ -216,6 +237,7 @@ def compact(step: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: step[k] for k in keep}
     out["load"] = step["load_average"][0]
     out["select_1_ms"] = step["select_1_ms"]
+    out["commit_ms"] = step["commit_ms"]
     out["ms"] = {
         name: [e["median_ms"], e["p95_ms"], e["baseline_median_ms"], e["ratio"]]
         for name, e in step["endpoints"].items()
@@ -688,6 +710,7 @@ class World:
             "viewer_friends_median": statistics.median(x["friend_count"] for x in viewers),
             "load_average": load_average(),
             "select_1_ms": select_1_ms(),
+            "commit_ms": commit_ms(v["caller"].consent.pk),
             "endpoints": endpoints,
             "plan_first": plan(v["sql_first"]),
             "plan_deep": plan(v["sql_deep"]),
@@ -779,10 +802,28 @@ def run_sql(sql: str) -> list[Any]:
 
 
 def select_1_ms() -> float:
+    """One round trip to the database at this moment: the floor under any query."""
     times = []
     for _ in range(50):
         t0 = time.perf_counter()
         run_sql("SELECT 1")
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 3)
+
+
+def commit_ms(consent_id: int) -> float:
+    """One committed one-row UPDATE at this moment (on PostgreSQL a WAL flush, shared with
+    whatever else the server is doing): the floor under every call, which writes its
+    ledger entry in a transaction of its own."""
+    from django.db import connection, transaction
+
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE grants_consent SET email_choice = email_choice WHERE id = %s", [consent_id]
+            )
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times) * 1000, 3)
 
