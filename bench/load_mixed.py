@@ -225,6 +225,11 @@ async def load(base: str, world: list[dict[str, object]], seconds: float, concur
 
 
 def run(env: dict[str, str], world, args: argparse.Namespace, label: str) -> dict[str, object]:
+    # With Redis, the RQ app's tables join the schema: migrate with the run's own settings
+    # (else /readyz reports pending migrations and the server never takes traffic).
+    subprocess.run(
+        [sys.executable, "-m", "consentry", "migrate", "-v0"], env=env, cwd=REPO, check=True
+    )
     server = Server(env, args.workers)
     try:
         server.wait_ready()

@@ -233,3 +233,35 @@ def test_with_redis_a_ban_is_refused_at_once(make_person, shared_cache):
     assert me(token).status_code == 200
     do_ban_app(app, staff_id=None, reason="harvest")
     assert me(token).status_code == 401
+
+
+def test_with_redis_a_hinted_check_is_one_round_trip_and_still_sees_a_revocation(
+    make_person, shared_cache
+):
+    """Once this process has seen a token, its entry and generations come in one MGET;
+    a revocation in between still refuses it on the very next check."""
+    from django.core.cache import cache
+
+    person, app, token = world(make_person)
+    for _ in range(3):  # fill the cache, learn the ids, then the one-trip path
+        assert usable_token_facts(token) is not None
+    calls: list[str] = []
+    backend = cache._cache  # type: ignore[attr-defined]
+    get, get_many = backend.get, backend.get_many
+
+    def counting_get(*args: object, **kwargs: object) -> object:
+        calls.append("get")
+        return get(*args, **kwargs)
+
+    def counting_get_many(*args: object, **kwargs: object) -> object:
+        calls.append("mget")
+        return get_many(*args, **kwargs)
+
+    backend.get, backend.get_many = counting_get, counting_get_many
+    try:
+        assert usable_token_facts(token) is not None
+        assert calls == ["mget"]  # one round trip to Redis, none to the database
+        do_revoke_consent(app.consents.get(person=person))
+        assert usable_token_facts(token) is None
+    finally:
+        backend.get, backend.get_many = get, get_many

@@ -210,13 +210,32 @@ def _current_generations(keys: list[str]) -> list[str]:
     return [str(found.get(k, "")) for k in keys]
 
 
+# checksum -> (consent id, app id, person id) of tokens this process has seen: a token's
+# ids never change, so its entry and the generations it was cached under are read in ONE
+# Redis round trip (MGET). A wrong or missing hint only costs the second round trip.
+_ids_hint: dict[str, tuple[int | None, int, int]] = {}
+MAX_IDS_HINTS = 50_000
+
+
 def _cached(checksum: str, seconds: int) -> TokenFacts | None:
     key = ENTRY_PREFIX + checksum
-    entry = cache.get(key)
+    hint = _ids_hint.get(checksum)
+    if hint is not None:
+        hinted = _generation_keys(*hint)
+        found = cache.get_many([key, *hinted])
+        entry = found.get(key)
+        current = found
+    else:
+        entry = cache.get(key)
+        hinted, current = [], {}
     if entry is not None:
         facts, generations = entry
         keys = _generation_keys(facts.consent_id, facts.app_id, facts.person_id)
-        current = cache.get_many(keys)
+        if keys != hinted:
+            current = cache.get_many(keys)
+            if len(_ids_hint) >= MAX_IDS_HINTS:
+                _ids_hint.clear()
+            _ids_hint[checksum] = (facts.consent_id, facts.app_id, facts.person_id)
         if [current.get(k) for k in keys] == generations:
             return facts
     # Miss or stale: read the generations BEFORE the database, so that a revocation
