@@ -19,6 +19,7 @@ import pytest
 import redis
 from django.test import Client
 
+from consentry.detection.actions import do_clear_firing
 from consentry.detection.engine import Detector, detector
 from consentry.detection.models import Firing
 from consentry.detection.shared import RETRY_SECONDS, SharedFigures
@@ -91,6 +92,20 @@ def test_two_detectors_see_each_others_calls_and_a_split_threshold_fires_on_time
     for _ in range(10):  # the other process crosses the same thresholds: no second firing
         assert probe(a, app.pk) == []
     assert firings(app.pk, "enumeration") == firings(app.pk, "enumeration_throttle") == 1
+
+
+def test_a_cleared_firing_may_be_recorded_again_by_any_process(db: None, prefix: str) -> None:
+    app = direct_app(limits=NO_LIMITS)
+    a, b = pair(prefix)
+    rules = [r for n in range(1, 51) for r in probe(a if n % 2 else b, app.pk)]
+    assert rules == ["enumeration"]
+    firing = Firing.objects.get(app_id=app.pk, rule="enumeration")
+    do_clear_firing(firing, staff_id=None)  # the staff console's action
+    a.cleared(app.pk, "enumeration")  # what do_clear_firing does in a's own process
+    b.forget(app.pk)  # b reloads the app's state (its open firings) later
+    assert probe(b, app.pk) == ["enumeration"]  # the condition still holds: it fires again
+    assert probe(a, app.pk) == []
+    assert firings(app.pk, "enumeration") == 2
 
 
 def test_without_redis_a_split_threshold_fires_late(db: None) -> None:

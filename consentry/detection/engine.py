@@ -144,7 +144,13 @@ class Detector:
             return []
         from consentry.detection.actions import do_record_firings
 
-        return do_record_firings(app_id, decisions, figures)
+        try:
+            return do_record_firings(app_id, decisions, figures)
+        except Exception:
+            if self.shared is not None:  # a claim without its firing would block the rule
+                for d in decisions:
+                    self.shared.release(app_id, d.rule.name)
+            raise
 
     def _count(
         self,
