@@ -10,15 +10,20 @@ touched). The live two-server test is in tests/test_detection_redis_live.py."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 from django.test import Client
 
+from consentry.detection import shared as shared_module
 from consentry.detection.actions import do_clear_firing
 from consentry.detection.engine import Detector, detector
 from consentry.detection.models import Firing
@@ -165,6 +170,97 @@ def test_a_flushed_redis_degrades_to_each_process_and_heals_at_the_merge(
     for n in range(63, 101):
         rules[n] = probe(a if n % 2 else b, app.pk)
     assert [n for n, r in rules.items() if "enumeration_throttle" in r] == [100]
+
+
+class Cable:
+    """A TCP forwarder to the real Redis that a test can cut (every connection dropped,
+    new ones closed at once) and mend: a network outage, the server untouched."""
+
+    def __init__(self) -> None:
+        target = urlsplit(REDIS_URL)
+        self.target = (target.hostname or "127.0.0.1", target.port or 6379)
+        self.db = target.path.lstrip("/") or "0"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self.db}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                near.close()
+                continue
+            far = socket.create_connection(self.target)
+            self.open += [near, far]
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def cut(self) -> None:
+        self.up = False
+        for s in self.open:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        self.open = []
+
+    def mend(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_after_an_outage_the_merge_brings_back_what_redis_missed(
+    db: None, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One process loses Redis for a while, then gets it back: its calls of that time
+    reach the others at the next database merges."""
+    monkeypatch.setattr(shared_module, "RETRY_SECONDS", 0.0)  # retry on every call
+    app = direct_app(limits=NO_LIMITS)
+    cable = Cable()
+    a = Detector(shared=SharedFigures.from_url(cable.url, prefix))
+    b = Detector(shared=SharedFigures.from_url(REDIS_URL, prefix))
+    try:
+        for n in range(1, 21):
+            probe(a if n % 2 else b, app.pk)
+        assert b.figures(app.pk).not_found == 20  # a's went through the cable
+        cable.cut()
+        for _ in range(10):
+            probe(a, app.pk)
+        a.observe(app.pk, ACTOR, [(5000 + i, 1) for i in range(100)])  # 100 people
+        assert a.figures(app.pk).not_found == 20  # its own 10 and 10 from before
+        assert a.shared is not None
+        assert a.shared.outages >= 1
+        cable.mend()
+        probe(b, app.pk)
+        assert b.figures(app.pk).not_found == 21  # b does not know a's 10 yet
+        assert b.figures(app.pk).subjects_reached == 0
+        a.sync(app.pk)  # a's merge re-adds its bitmaps ...
+        assert 97 <= b.figures(app.pk).subjects_reached <= 103
+        b.sync(app.pk)  # ... and once every process has merged, the counters are whole
+        assert a.figures(app.pk).not_found == b.figures(app.pk).not_found == 31
+    finally:
+        cable.close()
 
 
 def test_redis_down_costs_no_answer_and_detection_carries_on_per_process(
