@@ -30,6 +30,7 @@ the error's type only (a Redis URL may hold a password).
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -222,8 +223,9 @@ class SharedFigures:
         """EVALSHA of the call script on this thread's own connection: half the cost of
         going through the client's pool and command layer on every call (measured)."""
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.pid != os.getpid():  # none yet, or a forked child
             conn = self._local.conn = self.client.connection_pool.get_connection()
+            self._local.pid = os.getpid()
         try:
             try:
                 conn.send_command("EVALSHA", self._call_sha, len(keys), *keys, *args)
