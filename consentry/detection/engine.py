@@ -138,13 +138,13 @@ class Detector:
                 or state.calls_since_sync >= SYNC_CALLS
                 or now - state.synced_at >= SYNC_SECONDS
             )
-        if sync:
-            self.sync(app_id, now)
-        if not decisions:
-            return []
-        from consentry.detection.actions import do_record_firings
-
         try:
+            if sync:
+                self.sync(app_id, now)
+            if not decisions:
+                return []
+            from consentry.detection.actions import do_record_firings
+
             return do_record_firings(app_id, decisions, figures)
         except Exception:
             if self.shared is not None:  # a claim without its firing would block the rule
