@@ -143,6 +143,10 @@ if CONFIG.redis_url:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Harvest detection's figures shared by every worker process (consentry.detection.shared),
+# under the same key prefix as the cache.
+DETECTION_REDIS_URL = CONFIG.redis_url
+DETECTION_REDIS_PREFIX = _config.env("CACHE_PREFIX")
 # Bearer token facts cached in the shared Redis for this long (consentry.oauth.tokens:
 # revocations still count from the next request on); 0 = ask the database every time.
 TOKEN_CACHE_SECONDS = 300 if CONFIG.redis_url else 0

@@ -58,5 +58,6 @@ def do_clear_firing(firing: Firing, staff_id: int | None) -> None:
         Firing.objects.filter(pk=firing.pk, cleared_at__isnull=True).update(
             cleared_at=timezone.now(), cleared_by_id=staff_id
         )
-    # This process reloads the app's state, and with it the open firings, on its next call.
-    detector().forget(firing.app_id)
+    # This process reloads the app's state, and with it the open firings, on its next call;
+    # with Redis the rule's claim is released so that any process may record it again.
+    detector().cleared(firing.app_id, firing.rule)

@@ -12,6 +12,12 @@ Every `SYNC_SECONDS` or `SYNC_CALLS` calls an app's state is merged into its
 a `FigureSample` is written for the charts. Distinct counts are exact in one process and
 exact after each merge across processes.
 
+With CONSENTRY_REDIS_URL set, every call also goes through consentry.detection.shared (one
+round trip): the rules then read every process's figures as of this call, each the larger
+of the shared value (counters exact, distinct counts HyperLogLog estimates) and this
+process's exact one, and two processes crossing a threshold together record one firing.
+Without Redis, or while it fails, the figures are this process's, as above.
+
 Canary seed accounts (consentry.incidents) are never counted: their ids are removed from
 every call before it is counted.
 """
@@ -32,6 +38,7 @@ from pyroaring import BitMap
 
 from consentry.detection import rules as R
 from consentry.detection.models import DetectorState, FigureSample, Firing, RuleSetting
+from consentry.detection.shared import CallCounts, Shared, SharedFigures, from_settings
 
 SYNC_SECONDS = 30.0
 SYNC_CALLS = 500
@@ -41,6 +48,7 @@ RULES_REFRESH_SECONDS = 30.0
 COUNTERS = ("calls", "requested_fields", "withheld_fields", "person_lookups", "not_found")
 _first = itemgetter(0)
 _second = itemgetter(1)
+_NO_SUBJECTS = BitMap()
 
 
 @dataclass
@@ -67,13 +75,20 @@ class AppState:
     calls_since_sync: int = 0
     rules: tuple[R.Rule, ...] = R.DEFAULT_RULES
     rules_at: float = float("-inf")
+    # The shared state's epoch last seen (None: not yet), and whether the next database
+    # merge re-adds the merged bitmaps to Redis (after a new epoch or an outage).
+    epoch: str | None = None
+    heal: bool = False
+    outages_seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Detector:
-    """This process's detector. One instance per process (`detector()`); thread-safe."""
+    """This process's detector. One instance per process (`detector()`); thread-safe.
+    `shared` (consentry.detection.shared) shares the figures with every other process."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedFigures | None = None) -> None:
+        self.shared = shared
         self._apps: dict[int, AppState] = {}
         self._lock = threading.Lock()
         self._world = 0
@@ -104,24 +119,38 @@ class Detector:
         state = self._state(app_id, now)
         self._world_size(now)  # also keeps the canaries' ids fresh
         with state.lock:
-            self._count(state, actor_id, released, withheld_fields, person_lookup, not_found, now)
-            figures = self._figures(state, now)
+            counts = self._count(
+                state, actor_id, released, withheld_fields, person_lookup, not_found, now
+            )
+            shared = self._share(state, counts, now) if self.shared is not None else None
+            figures = self._figures(state, now, shared)
             decisions = R.evaluate(state.rules, figures, already_fired=frozenset(state.fired))
             if any(d.rule.action == R.THROTTLE for d in decisions) and _throttled(app_id, now):
                 decisions = [d for d in decisions if d.rule.action != R.THROTTLE]
             state.fired.update(d.rule.name for d in decisions)
+            if decisions and self.shared is not None:
+                # Another process that crossed the same threshold may have recorded it.
+                won = self.shared.claim(app_id, [d.rule.name for d in decisions])
+                if won is not None:
+                    decisions = [d for d in decisions if d.rule.name in won]
             sync = (
                 decisions
                 or state.calls_since_sync >= SYNC_CALLS
                 or now - state.synced_at >= SYNC_SECONDS
             )
-        if sync:
-            self.sync(app_id, now)
-        if not decisions:
-            return []
-        from consentry.detection.actions import do_record_firings
+        try:
+            if sync:
+                self.sync(app_id, now)
+            if not decisions:
+                return []
+            from consentry.detection.actions import do_record_firings
 
-        return do_record_firings(app_id, decisions, figures)
+            return do_record_firings(app_id, decisions, figures)
+        except Exception:
+            if self.shared is not None:  # a claim without its firing would block the rule
+                for d in decisions:
+                    self.shared.release(app_id, d.rule.name)
+            raise
 
     def _count(
         self,
@@ -132,7 +161,8 @@ class Detector:
         person_lookup: bool,
         not_found: bool,
         now: float,
-    ) -> None:
+    ) -> CallCounts:
+        """Count the call in this process's state; returns what it added (for Redis)."""
         deltas = state.deltas
         deltas["calls"] += 1
         state.calls_since_sync += 1
@@ -144,15 +174,18 @@ class Detector:
             deltas["person_lookups"] += 1
         if not_found:
             deltas["not_found"] += 1
-            return
+            return CallCounts({"calls": 1, "person_lookups": 1, "not_found": 1}, None, _NO_SUBJECTS)
+        new_actor = None
         if actor_id not in state.actors and actor_id not in self._canaries:
             state.actors.add(actor_id)
             state.delta_actors.add(actor_id)
+            new_actor = actor_id
         hour, day = int(now // 3600), int(now // 86400)
         if hour != state.hour:
             state.hour, state.hour_new, state.hour_delta = hour, 0, 0
         if day != state.day:
             state.day, state.day_new, state.day_delta = day, 0, 0
+        new = _NO_SUBJECTS
         if released:
             call = BitMap(map(_first, released))
             if self._canaries:
@@ -173,32 +206,72 @@ class Detector:
             given = 0
         deltas["requested_fields"] += given + withheld_fields
         deltas["withheld_fields"] += withheld_fields
+        increments = {"calls": 1, "requested_fields": given + withheld_fields}
+        if withheld_fields:
+            increments["withheld_fields"] = withheld_fields
+        if person_lookup:
+            increments["person_lookups"] = 1
+        return CallCounts(increments, new_actor, new)
 
-    def _figures(self, state: AppState, now: float) -> R.Figures:
+    def _share(self, state: AppState, counts: CallCounts, now: float) -> Shared | None:
+        """Add the call to the shared figures and read every process's back (one round
+        trip). A process that finds a new epoch (it, or another, recreated the shared
+        state after a flush or an expiry) heals it at its next merge; the one that
+        recreated it first adds its own view of the app so far."""
+        assert self.shared is not None
+        shared = self.shared.count(state.app_id, counts, now)
+        if shared is None or shared.epoch == state.epoch:
+            return shared
+        if shared.created:
+            before = {
+                k: state.totals[k] + state.deltas[k] - counts.increments.get(k, 0) for k in COUNTERS
+            }
+            self.shared.seed(state.app_id, before, state.subjects, state.actors)
+        if shared.created or state.epoch is not None:
+            state.heal = True
+        state.epoch = shared.epoch
+        return shared
+
+    def _figures(self, state: AppState, now: float, shared: Shared | None = None) -> R.Figures:
         t, d = state.totals, state.deltas
         if now - state.installers_at >= INSTALLERS_REFRESH_SECONDS:
             state.installers = _count_installers(state.app_id)
             state.installers_at = now
+        counts = {k: t[k] + d[k] for k in COUNTERS}
+        subjects, actors = len(state.subjects), len(state.actors)
+        hour_new, day_new, minute_calls = state.hour_new, state.day_new, state.minute_calls
+        if shared is not None:
+            # Each figure: the larger of every process's (shared) and this process's own
+            # exact count. Neither counts a call twice, so the larger is nearer the truth;
+            # after a flush the shared one restarts low and this process's carries on.
+            counts = {k: max(v, shared.counters[k]) for k, v in counts.items()}
+            subjects = max(subjects, shared.subjects)
+            actors = max(actors, shared.actors)
+            hour_new = max(hour_new, shared.hour_new)
+            day_new = max(day_new, shared.day_new)
+            minute_calls = max(minute_calls, shared.minute_calls)
         return R.figures_of(
-            calls=t["calls"] + d["calls"],
-            installers=max(state.installers, len(state.actors)),
-            subjects_reached=len(state.subjects),
-            requested_fields=t["requested_fields"] + d["requested_fields"],
-            withheld_fields=t["withheld_fields"] + d["withheld_fields"],
-            person_lookups=t["person_lookups"] + d["person_lookups"],
-            not_found=t["not_found"] + d["not_found"],
-            new_subjects_hour=state.hour_new,
-            new_subjects_day=state.day_new,
-            requests_minute=state.minute_calls,
+            calls=counts["calls"],
+            installers=max(state.installers, actors),
+            subjects_reached=subjects,
+            requested_fields=counts["requested_fields"],
+            withheld_fields=counts["withheld_fields"],
+            person_lookups=counts["person_lookups"],
+            not_found=counts["not_found"],
+            new_subjects_hour=hour_new,
+            new_subjects_day=day_new,
+            requests_minute=minute_calls,
             world=self._world_size(now),
         )
 
     def figures(self, app_id: int, now: float | None = None) -> R.Figures:
-        """The app's figures now (merged with the stored state of every process)."""
+        """The app's figures now (merged with the stored state of every process, and with
+        Redis the figures every process shares)."""
         now = time.time() if now is None else now
         state = self._state(app_id, now)
+        shared = self.shared.read(app_id, now) if self.shared is not None else None
         with state.lock:
-            return self._figures(state, now)
+            return self._figures(state, now, shared)
 
     # --- state -------------------------------------------------------------------------
 
@@ -209,6 +282,8 @@ class Detector:
                 state = self._apps.get(app_id)
                 if state is None:
                     state = AppState(app_id=app_id, synced_at=now)
+                    if self.shared is not None:
+                        state.outages_seen = self.shared.outages
                     _load(state)
                     self._apps[app_id] = state
         if now - state.rules_at >= RULES_REFRESH_SECONDS:
@@ -238,7 +313,26 @@ class Detector:
         FigureSample."""
         now = time.time() if now is None else now
         state = self._state(app_id, now)
-        with state.lock, transaction.atomic():
+        with state.lock:
+            self._merge(state, now)
+            if self.shared is not None:
+                # Lift the shared counters to at least the merged totals (they miss what
+                # was counted while Redis was down or before a flush) and, after a new
+                # epoch or an outage, re-add the merged bitmaps.
+                heal = state.heal or state.outages_seen != self.shared.outages
+                outages = self.shared.outages
+                done = self.shared.merged(
+                    app_id,
+                    state.totals,
+                    state.subjects if heal else None,
+                    state.actors if heal else None,
+                )
+                if done:
+                    state.heal, state.outages_seen = False, outages
+
+    def _merge(self, state: AppState, now: float) -> None:
+        app_id = state.app_id
+        with transaction.atomic():
             row = DetectorState.objects.select_for_update().filter(app_id=app_id).first()
             if row is None:
                 DetectorState.objects.bulk_create(
@@ -277,6 +371,13 @@ class Detector:
     def sync_all(self) -> None:
         for app_id in list(self._apps):
             self.sync(app_id)
+
+    def cleared(self, app_id: int, rule: str) -> None:
+        """Staff cleared a firing of `rule`: it may fire again (from this process's next
+        call on; other processes once they reload the app's state)."""
+        if self.shared is not None:
+            self.shared.release(app_id, rule)
+        self.forget(app_id)
 
     def forget(self, app_id: int | None = None) -> None:
         """Drop this process's in-memory state (all apps, or one), e.g. after staff
@@ -350,8 +451,16 @@ def rules_for_app(app_id: int) -> tuple[R.Rule, ...]:
     return R.rules_with_overrides(R.DEFAULT_RULES, overrides, app_id)
 
 
-_detector = Detector()
+_detector: Detector | None = None
+_detector_lock = threading.Lock()
 
 
 def detector() -> Detector:
+    """This process's detector, sharing its figures through Redis when
+    CONSENTRY_REDIS_URL is set."""
+    global _detector
+    if _detector is None:
+        with _detector_lock:
+            if _detector is None:
+                _detector = Detector(shared=from_settings())
     return _detector
