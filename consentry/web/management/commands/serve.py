@@ -20,7 +20,9 @@ from django.core.management.base import BaseCommand, CommandParser
 PER_PROCESS_WARNING = (
     "warning: {workers} worker processes without CONSENTRY_REDIS_URL: rate limits and the "
     "client-authentication throttle are counted per process, so each limit is effectively "
-    "multiplied by the number of processes. Set CONSENTRY_REDIS_URL to share them."
+    "multiplied by the number of processes, and harvest detection sees each process's "
+    "share of an app's calls until the figures are merged. Set CONSENTRY_REDIS_URL to "
+    "share them."
 )
 
 
