@@ -148,7 +148,7 @@ def _close_connections() -> None:
     for conn in connections.all(initialized_only=True):
         conn.close()
         if getattr(conn, "pool", None) is not None:
-            conn.close_pool()
+            conn.close_pool()  # type: ignore[attr-defined]  (PostgreSQL only)
 
 
 def start_worker() -> subprocess.Popen[bytes]:
