@@ -147,8 +147,8 @@ def _close_connections() -> None:
 
     for conn in connections.all(initialized_only=True):
         conn.close()
-        if getattr(conn, "pool", None) is not None:
-            conn.close_pool()  # type: ignore[attr-defined]  (PostgreSQL only)
+        if getattr(conn, "pool", None) is not None:  # PostgreSQL with its pool
+            conn.close_pool()  # type: ignore[attr-defined]
 
 
 def start_worker() -> subprocess.Popen[bytes]:
