@@ -69,36 +69,80 @@ def limits_for(app_limits: Mapping[str, Any] | None) -> Limits:
 
 def _redis() -> Any:
     """The Redis client behind Django's cache when it is Redis (CONSENTRY_REDIS_URL), else
-    None. Counters then take one pipelined round trip instead of Django's three per
-    counter (add; exists + incr)."""
+    None. A request's limits then take one round trip (a script) instead of Django's
+    three per counter (add; exists + incr)."""
     backend = caches["default"]
     if not isinstance(backend, RedisCache):
         return None
     return backend._cache.get_client(write=True)  # type: ignore[attr-defined]
 
 
-def _count_many(counts: Sequence[tuple[str, int, int]], read: str | None = None) -> list[Any]:
+# KEYS: throttle, token counter, app counter. ARGV: token limit, window seconds, now (ms).
+# Returns {throttle value or false, token count, app count or -1}: the app's counter is
+# not counted while the app is throttled or the token is over its own limit, so one token
+# past its limit cannot use up the whole app's (the in-process path below does the same).
+_RATE_SCRIPT = """
+local throttle = redis.call('GET', KEYS[1])
+if throttle then
+  local ends = tonumber(throttle)
+  if ends == nil or ends > tonumber(ARGV[3]) then return {throttle, 0, -1} end
+end
+local token = redis.call('INCR', KEYS[2])
+if token == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+if token > tonumber(ARGV[1]) then return {false, token, -1} end
+local app = redis.call('INCR', KEYS[3])
+if app == 1 then redis.call('EXPIRE', KEYS[3], ARGV[2]) end
+return {false, token, app}
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _count_request(
+    throttle_key: str, token_key: str, app_key: str, token_limit: int, window: int, now: float
+) -> tuple[Any, int, int]:
+    """(the throttle's value or None, the token's count, the app's count or -1 when it
+    was not counted): see _RATE_SCRIPT."""
+    client = _redis()
+    if client is not None:
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_RATE_SCRIPT)
+        raw, token, app = script(
+            keys=[cache.make_key(throttle_key), cache.make_key(token_key), cache.make_key(app_key)],
+            args=[token_limit, window + 5, int(now * 1000)],
+        )
+        return (None if raw is None else _throttle_value(raw, throttle_key)), int(token), int(app)
+    throttle = cache.get(throttle_key)
+    if _throttle_left(throttle, now) is not None:
+        return throttle, 0, -1
+    token = _count(token_key, window)
+    if token > token_limit:
+        return None, token, -1
+    return None, token, _count(app_key, window)
+
+
+def _throttle_value(raw: bytes, key: str) -> Any:
+    """A throttle as Redis holds it: an integer as is (this version), anything else
+    pickled by Django's cache (a float of seconds, written by an earlier version)."""
+    try:
+        return int(raw)
+    except ValueError:
+        return cache.get(key)
+
+
+def _count_many(counts: Sequence[tuple[str, int, int]]) -> list[int]:
     """Atomically add each `amount` to its counter `key`, which lives for its `window`
-    (plus 5 s); returns the new values, after the value of the key `read` (or None) when
-    one is named. Counters are plain integers in Django's cache, readable with cache.get."""
+    (plus 5 s); returns the new values. Counters are plain integers in Django's cache,
+    readable with cache.get."""
     client = _redis()
     if client is not None:
         pipe = client.pipeline(transaction=False)
-        if read is not None:
-            pipe.get(cache.make_key(read))
         for key, window, amount in counts:
             name = cache.make_key(key)
             pipe.incrby(name, amount)
             pipe.expire(name, window + 5, nx=True)
-        results = pipe.execute()
-        start = 1 if read is not None else 0
-        values = [int(v) for v in results[start::2]]
-        if read is None:
-            return values
-        raw = results[0]
-        return [None if raw is None else int(raw), *values]
-    values = [_count(key, window, amount) for key, window, amount in counts]
-    return values if read is None else [cache.get(read), *values]
+        return [int(v) for v in pipe.execute()[0::2]]
+    return [_count(key, window, amount) for key, window, amount in counts]
 
 
 def _count(key: str, window: int, amount: int = 1) -> int:
@@ -123,14 +167,15 @@ def check_request_rate(
     RateLimited when either is over its limit, or while harvest detection throttles."""
     now = time.time() if now is None else now
     number, left = _window(now, MINUTE)
-    until_ms, token_count, app_count = _count_many(
-        [
-            (f"graph:rate:token:{token_id}:{number}", MINUTE, 1),
-            (f"graph:rate:app:{app_id}:{number}", MINUTE, 1),
-        ],
-        read=_throttle_key(app_id),
+    until, token_count, app_count = _count_request(
+        _throttle_key(app_id),
+        f"graph:rate:token:{token_id}:{number}",
+        f"graph:rate:app:{app_id}:{number}",
+        limits.token_per_minute,
+        MINUTE,
+        now,
     )
-    throttled = _throttle_left(until_ms, now)
+    throttled = _throttle_left(until, now)
     if throttled is not None:
         raise RateLimited(throttled, "throttled")
     if token_count > limits.token_per_minute:
@@ -170,11 +215,14 @@ def _throttle_key(app_id: int) -> str:
     return f"graph:throttle:app:{app_id}"
 
 
-def _throttle_left(until_ms: Any, now: float) -> int | None:
-    """Whole seconds left of a throttle that ends at `until_ms` (epoch milliseconds)."""
-    if until_ms is None or until_ms <= now * 1000:
+def _throttle_left(until: Any, now: float) -> int | None:
+    """Whole seconds left of a throttle that ends at `until`: epoch milliseconds (an int,
+    as throttle_app stores it) or epoch seconds (a float, as earlier versions did)."""
+    if isinstance(until, float):
+        until = math.ceil(until * 1000)
+    if not isinstance(until, int) or until <= now * 1000:
         return None
-    return math.ceil(until_ms / 1000 - now)
+    return math.ceil(until / 1000 - now)
 
 
 def throttle_app(app_id: int, seconds: int, now: float | None = None) -> None:

@@ -15,6 +15,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Iterable
+from urllib.parse import unquote_plus
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -67,7 +68,9 @@ def basic_credentials_problem(header: str) -> str | None:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None  # oauthlib refuses it as invalid_client
-    if CONTROL.search(decoded):
+    # RFC 6749 2.3.1: the id and secret are form-urlencoded inside Basic, and oauthlib
+    # decodes them; a %00 would reach the database as a NUL.
+    if CONTROL.search(decoded) or CONTROL.search(unquote_plus(decoded)):
         return "control character in the client credentials"
     return None
 

@@ -166,9 +166,11 @@ class ConsentryValidator(OAuth2Validator):
     def _load_application(self, client_id: str, request: Request) -> Application | None:
         """django-oauth-toolkit's lookup, by a query the ORM need not compile: building the
         `get(client_id=...)` SQL cost more than running it, on every client authentication
-        (issue "Performance"). A cached `request.client`, an unknown id (client metadata
-        documents) and an id the database cannot hold are left to django-oauth-toolkit."""
-        if request.client or not client_id or "\x00" in client_id:
+        (issue "Performance"). A cached `request.client` and an unknown id (which may be a
+        client metadata document) are left to django-oauth-toolkit."""
+        if client_id and "\x00" in client_id:
+            return None  # no client has one, and PostgreSQL cannot compare it (a 500)
+        if request.client or not client_id:
             return super()._load_application(client_id, request)
         found = list(Application.objects.raw(_application_sql(), [client_id]))
         if len(found) != 1:

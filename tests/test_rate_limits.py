@@ -1,0 +1,131 @@
+"""Rule 4's per-minute limits as one counting step per request (consentry/graph/limits.py),
+in process and on the real Redis (one script call): what an outsider's attack on the
+first version of that step found.
+
+The Redis cases use the server at CONSENTRY_TEST_REDIS_URL (default
+redis://127.0.0.1:6379/15) under a key prefix of their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.core.cache import cache
+from django.test import Client
+
+from consentry.graph import limits
+from tests.graph_fixtures import direct_app, direct_consent, direct_token, get
+
+pytestmark = pytest.mark.django_db
+
+REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SCOPES = ["openid", "profile"]
+
+
+@pytest.fixture(params=["in process", "redis"])
+def backend(request: pytest.FixtureRequest, settings: Any) -> Iterator[str]:
+    if request.param == "in process":
+        yield request.param
+        return
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({type(exc).__name__})")
+    prefix = f"consentry-test-{secrets.token_hex(6)}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield request.param
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def tokens_of_one_app(make_person: Any, n: int, **app_limits: int) -> tuple[Any, list[str]]:
+    app = direct_app(approved=[])
+    app.limits = app_limits
+    app.save(update_fields=["limits"])
+    out = [direct_token(direct_consent(make_person().pk, app, SCOPES), SCOPES) for _ in range(n)]
+    return app, out
+
+
+def codes(raw: str, n: int) -> list[int]:
+    return [get(Client(), "/v1/me", raw).status_code for _ in range(n)]
+
+
+def test_a_token_past_its_own_limit_does_not_use_up_the_app_s(
+    backend: str, make_person: Any
+) -> None:
+    """Calls refused by one token's limit are not counted against the app's: one user (or
+    one stolen token) hammering past its limit cannot lock every other user out."""
+    _, (a, b) = tokens_of_one_app(
+        make_person, 2, token_requests_per_minute=5, requests_per_minute=8
+    )
+    assert codes(a, 10) == [200] * 5 + [429] * 5
+    assert codes(b, 5) == [200] * 3 + [429] * 2
+
+
+def test_a_throttled_app_s_calls_are_not_counted(backend: str, make_person: Any) -> None:
+    app, (a,) = tokens_of_one_app(make_person, 1, token_requests_per_minute=3)
+    limits.throttle_app(app.pk, 600)
+    assert codes(a, 5) == [429] * 5
+    limits.lift_throttle(app.pk)
+    assert codes(a, 4) == [200] * 3 + [429]
+
+
+def test_a_throttle_written_by_an_earlier_version_is_honoured(
+    backend: str, make_person: Any
+) -> None:
+    """Earlier versions stored the throttle's end as a float of epoch seconds (pickled by
+    Django's cache): during a rolling upgrade it must still be a 429, never a 500."""
+    app, (a,) = tokens_of_one_app(make_person, 1)
+    cache.set(f"graph:throttle:app:{app.pk}", time.time() + 120, timeout=121)
+    response = get(Client(), "/v1/me", a)
+    assert response.status_code == 429
+    assert 100 <= int(response["Retry-After"]) <= 120
+    assert limits.harvest_throttle(app.pk) is not None
+
+
+def test_an_expired_throttle_counts_the_call(backend: str, make_person: Any) -> None:
+    """A throttle whose end has passed (its key may live a second longer) neither refuses
+    nor lets a call go uncounted."""
+    app, (a,) = tokens_of_one_app(make_person, 1, token_requests_per_minute=2)
+    cache.set(f"graph:throttle:app:{app.pk}", int(time.time() * 1000) - 1, timeout=30)
+    assert codes(a, 3) == [200, 200, 429]
+
+
+def test_the_stored_throttle_is_a_plain_integer(backend: str) -> None:
+    """Epoch milliseconds, which Django's Redis cache stores as digits (not pickled), so
+    that the counting script can compare it."""
+    limits.throttle_app(987654, 30)
+    value = cache.get("graph:throttle:app:987654")
+    assert isinstance(value, int)
+    assert time.time() * 1000 < value <= (time.time() + 30) * 1000
+    if backend == "redis":
+        raw = redis.Redis.from_url(REDIS_URL).get(cache.make_key("graph:throttle:app:987654"))
+        assert raw is not None
+        assert raw.isdigit()
+    limits.lift_throttle(987654)
+
+
+@pytest.mark.parametrize("path", ["/oauth/token/", "/oauth/introspect/", "/oauth/revoke/"])
+def test_a_percent_encoded_nul_in_basic_credentials_is_a_400(path: str) -> None:
+    """RFC 6749 2.3.1: the client id and secret are form-urlencoded inside Basic; a %00
+    used to reach PostgreSQL as a NUL (a 500)."""
+    for credentials in ("a%00b:x", "client:se%00cret", "a%0Ab:x"):
+        header = "Basic " + base64.b64encode(credentials.encode()).decode()
+        response = Client().post(path, {"token": "x"}, HTTP_AUTHORIZATION=header)
+        assert response.status_code == 400, credentials
+        assert response.json()["error"] == "invalid_request"
