@@ -16,11 +16,30 @@ record_disclosure does, then measures at that size:
 - the baseline: the same inclusion proof computed from *all* leaf hashes (how proofs
   were made before tiles), at every size up to --baseline-max.
 
+On PostgreSQL the call records are range-partitioned by leaf index (migration 0004,
+consentry/ledger/partitions.py), with partitions of --partition-size leaves (default: a
+tenth of the largest step, so the largest ledger has ten partitions, as 100 M calls have
+at the default 10 M) kept ahead of the head while the ledger grows, as the worker's sweep
+keeps them. Each step also reports the layout and, from EXPLAIN, how many partitions a
+leaf-range read (a tile), a history page's call fetch and one entry's read scan, and how
+long each partition's creation took. --unpartitioned migrates the ledger back to one
+table first: the baseline for the same figures.
+
+Optional, after the last step:
+- --drill N: grow to N calls past the last partition with no upkeep (the worker down),
+  so they land in the default partition; then time the upkeep that moves them out, and
+  how long appends waited for it;
+- --subject-partitions 10,100: copy the derived SubjectDisclosure rows into tables
+  partitioned by entry-index range into that many partitions, and time a person's
+  history page on each against the one table (should the derived index be partitioned
+  the same way? docs/scaling.md);
+- --verify: run `ledger verify` over the largest ledger.
+
 Ratios in the closing JSON: proof time at the largest size over the smallest (about 1:
 proofs do not grow with the ledger) and the all-leaves baseline over the tiled proof.
 
 Run: consentry bench ledger_scale [--steps 10000,100000,1000000]
-     CONSENTRY_DATABASE_URL=postgres://... consentry bench ledger_scale
+     CONSENTRY_DATABASE_URL=postgres://... consentry bench ledger_scale [--unpartitioned]
 Ends with one line of JSON.
 """
 
@@ -28,6 +47,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
+import os
 import random
 import statistics
 import sys
@@ -59,20 +81,44 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--baseline-max", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--partition-size", type=int, default=0, help="default: largest / 10")
+    parser.add_argument("--unpartitioned", action="store_true", help="one table (baseline)")
+    parser.add_argument("--drill", type=int, default=0)
+    parser.add_argument("--subject-partitions", default="")
+    parser.add_argument("--verify", action="store_true")
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
+    partition_size = args.partition_size or max(1, steps[-1] // 10)
+    os.environ["CONSENTRY_LEDGER_PARTITION_SIZE"] = str(partition_size)
 
     where = setup_scratch_django("bench_ledger_scale")
 
     import numpy as np
+    from django.core.management import call_command
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from consentry.ledger import api, merkle, records, tilestore
-    from consentry.ledger.models import CallRecord, LedgerHead
+    from consentry.ledger import api, merkle, partitions, records, tilestore
+    from consentry.ledger.models import CallRecord, LedgerHead, SubjectDisclosure
 
+    if args.unpartitioned:
+        call_command("migrate", "ledger", "0003", verbosity=0)
+    partitioned = partitions.layout().partitioned
     print(f"scratch database: {where}")
+    print(partitions.layout().describe())
+
+    # Every partition created, with its timings (partitions.ensure_partitions logs them).
+    attaches: list[dict[str, object]] = []
+    counted = [0]  # attaches already reported by an earlier step
+
+    class Attaches(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            facts = getattr(record, "ledger_partition", None)
+            if isinstance(facts, dict):
+                attaches.append(facts)
+
+    logging.getLogger("consentry.ledger").addHandler(Attaches())
     rng = np.random.default_rng(args.seed)
     pick = random.Random(args.seed)
     mask = 0b111
@@ -80,7 +126,8 @@ def main() -> None:
     size = 0
     rows: list[dict[str, object]] = []
 
-    def grow(to: int) -> float:
+    def grow(to: int, *, upkeep: bool = True) -> float:
+        """Bulk-insert call records up to `to`, keeping partitions ahead like the sweep."""
         nonlocal frontier, size
         start = time.perf_counter()
         created_at = timezone.now()
@@ -116,7 +163,9 @@ def main() -> None:
                 )
             )
             size += 1
-            if len(batch) == 5000 or size == to:
+            if len(batch) == min(5000, partition_size) or size == to:
+                if upkeep:
+                    partitions.ensure_partitions()
                 with transaction.atomic():
                     CallRecord.objects.bulk_create(batch)
                 batch = []
@@ -145,6 +194,26 @@ def main() -> None:
         size = head.size
         frontier = merkle.unpack_frontier(bytes(head.frontier))
         return args.appends / elapsed
+
+    def holder(lay: partitions.Layout, leaf: int) -> str:
+        held = lay.holding(leaf) if lay.partitioned else None
+        return held.name if held else "ledger_callrecord"
+
+    def scanned(queryset: object) -> set[str]:
+        """The tables (partitions) a query's plan reads, from EXPLAIN (PostgreSQL)."""
+        if connection.vendor != "postgresql":
+            return {"ledger_callrecord"}
+        plan = json.loads(queryset.explain(format="json"))  # type: ignore[attr-defined]
+        found: set[str] = set()
+
+        def walk(node: dict[str, object]) -> None:
+            if "Relation Name" in node:
+                found.add(str(node["Relation Name"]))
+            for child in node.get("Plans", []):  # type: ignore[attr-defined]
+                walk(child)
+
+        walk(plan[0]["Plan"])
+        return found
 
     def queries(fn: Callable[[], object]) -> int:
         connection.queries_log.clear()  # a full log (DEBUG) would make the count 0
@@ -182,8 +251,32 @@ def main() -> None:
                 cursor.execute("SELECT 1")
                 cursor.fetchone()
 
+        lay = partitions.layout()
+        page = list(
+            SubjectDisclosure.objects.filter(subject_id=person)
+            .order_by("-entry_index")
+            .values_list("entry_index", flat=True)[:50]
+        )
+        grown = attaches[counted[0] :]
+        counted[0] = len(attaches)
         row: dict[str, object] = {
             "calls": n,
+            "partitions": len(lay.ranges) if partitioned else 1,
+            "default_partition_rows": lay.default_rows,
+            "partitions_scanned": {
+                "tile_leaf_range": len(
+                    scanned(CallRecord.objects.filter(index__gte=n - 256, index__lt=n))
+                ),
+                "history_page_calls": len(scanned(CallRecord.objects.filter(index__in=page))),
+                "history_page_calls_spanning": len({holder(lay, i) for i in page}),
+                "read_entry": len(scanned(CallRecord.objects.filter(index=index))),
+                "whole_ledger": len(scanned(CallRecord.objects.all())),
+            },
+            "partition_create_ms_max": max((float(a["ms"]) for a in grown), default=None),  # type: ignore[arg-type]
+            "appends_waited_ms_max": max(
+                (float(a["appends_waited_ms"]) for a in grown if a["appends_waited_ms"]),  # type: ignore[arg-type]
+                default=None,
+            ),
             "select_1_ms": median_ms(round_trip, args.repeat),
             "subject_records": n * args.per_call,
             "appends_per_s": round(appends_per_s),
@@ -218,9 +311,52 @@ def main() -> None:
         print(json.dumps(row))
         rows.append(row)
 
+    extra: dict[str, object] = {}
+    if args.drill and partitioned:
+        lay = partitions.layout()
+        target = lay.top + args.drill
+        grow(target, upkeep=False)
+        stuck = partitions.layout().default_rows
+        del attaches[:]
+        start = time.perf_counter()
+        partitions.ensure_partitions()
+        upkeep_s = time.perf_counter() - start
+        extra["drill"] = {
+            "entries_in_default_partition": stuck,
+            "upkeep_s": round(upkeep_s, 2),
+            "partitions_created": len(attaches),
+            "moved": sum(int(a["moved"]) for a in attaches),  # type: ignore[call-overload]
+            "appends_waited_ms_max": max(
+                (float(a["appends_waited_ms"]) for a in attaches if a["appends_waited_ms"]),  # type: ignore[arg-type]
+                default=None,
+            ),
+            "steps": attaches[:],
+            "default_partition_rows_after": partitions.layout().default_rows,
+        }
+        print(json.dumps({"drill": extra["drill"]}))
+    if args.subject_partitions and connection.vendor == "postgresql":
+        api.catch_up_index()
+        extra["subject_partitions"] = compare_subject_partitions(
+            [int(k) for k in args.subject_partitions.split(",")], size, args
+        )
+        print(json.dumps({"subject_partitions": extra["subject_partitions"]}))
+    if args.verify:
+        start = time.perf_counter()
+        report = api.verify_ledger()
+        extra["verify"] = {
+            "ok": report.ok,
+            "entries": report.entries,
+            "s": round(time.perf_counter() - start, 1),
+            "notes": report.notes,
+        }
+        print(json.dumps({"verify": extra["verify"]}))
+
     first, last = rows[0], rows[-1]
     summary = {
         "database": connection.vendor,
+        "partitioned": partitioned,
+        "partition_size": partition_size if partitioned else None,
+        "layout": partitions.layout().as_dict(),
         "steps": rows,
         "largest_calls": last["calls"],
         "largest_subject_records": last["subject_records"],
@@ -240,7 +376,65 @@ def main() -> None:
             / float(baseline[-1]["inclusion_proof_ms"]),  # type: ignore[arg-type]
             1,
         )
+    summary.update(extra)
     print(json.dumps(summary))
+
+
+def compare_subject_partitions(
+    counts: list[int], calls: int, args: argparse.Namespace
+) -> dict[str, object]:
+    """A person's history page (the query history_for_person runs) on SubjectDisclosure as
+    it is, one table with the (subject_id, entry_index) primary key, and on copies of it
+    partitioned by entry-index range into each of `counts` partitions."""
+    from django.db import connection
+
+    people = random.Random(args.seed).sample(range(1, args.people + 1), 200)
+    history = (
+        "SELECT entry_index, app_id, mask FROM {table} WHERE subject_id = %s "
+        "ORDER BY entry_index DESC LIMIT 50"
+    )
+
+    def page_ms(table: str) -> float:
+        times = []
+        with connection.cursor() as cursor:
+            for person in people[:20]:  # warm the cache the way a busy server has it
+                cursor.execute(history.format(table=table), [person])
+                cursor.fetchall()
+            for person in people:
+                start = time.perf_counter()
+                cursor.execute(history.format(table=table), [person])
+                cursor.fetchall()
+                times.append(time.perf_counter() - start)
+        return round(statistics.median(times) * 1000, 3)
+
+    out: dict[str, object] = {"one_table_ms": page_ms("ledger_subjectdisclosure")}
+    for k in counts:
+        width = math.ceil(calls / k)
+        table = f"bench_subject_by_entry_{k}"
+        start = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(
+                f"CREATE TABLE {table} (subject_id bigint NOT NULL, entry_index bigint NOT NULL, "
+                "app_id bigint NOT NULL, mask integer NOT NULL, "
+                "PRIMARY KEY (subject_id, entry_index)) PARTITION BY RANGE (entry_index)"
+            )
+            for i in range(k):
+                cursor.execute(
+                    f"CREATE TABLE {table}_{i} PARTITION OF {table} "
+                    f"FOR VALUES FROM ({i * width}) TO ({(i + 1) * width})"
+                )
+            cursor.execute(
+                f"INSERT INTO {table} SELECT subject_id, entry_index, app_id, mask "
+                "FROM ledger_subjectdisclosure"
+            )
+            cursor.execute(f"ANALYZE {table}")
+        copied = time.perf_counter() - start
+        out[f"by_entry_{k}_partitions_ms"] = page_ms(table)
+        out[f"by_entry_{k}_copy_s"] = round(copied, 1)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {table}")
+    return out
 
 
 if __name__ == "__main__":

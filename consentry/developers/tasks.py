@@ -1,6 +1,7 @@
 """Background work of the developer platform on Django's Tasks API.
 
-The lifecycle sweep (grant expiry, unused apps, recertification, callback retries) runs
+The lifecycle sweep (grant expiry, unused apps, recertification, callback retries, and
+the ledger's partitions) runs
 every SWEEP_INTERVAL: each run queues the next one with `run_after`, and
 `ensure_lifecycle_scheduled()` (called when a worker starts) queues the first. Since the
 schedule lives in the task queue, tests drive it by moving the clock and running ready
@@ -19,6 +20,7 @@ from django_tasks import task
 
 from consentry.developers import callbacks
 from consentry.developers.lifecycle import run_lifecycle
+from consentry.ledger.partitions import ensure_partitions
 
 SWEEP_INTERVAL = timedelta(minutes=10)
 _QUEUED_KEY = "consentry:lifecycle-sweep-queued"
@@ -32,10 +34,16 @@ def deliver_callback_task(delivery_id: int) -> str:
 
 @task()
 def lifecycle_sweep_task() -> dict[str, Any]:
-    """Every lifecycle job once, then queue the next sweep (even when this one failed:
-    the schedule must not die with one bad run)."""
+    """Every lifecycle job once, and the ledger's call-record partitions kept ahead of its
+    head (not a developer matter, but the same schedule: consentry/ledger/partitions.py),
+    then queue the next sweep (even when this one failed: the schedule must not die with
+    one bad run, and neither job skips the other)."""
     try:
-        return asdict(run_lifecycle())
+        try:
+            partitions = ensure_partitions()
+        finally:
+            report = asdict(run_lifecycle())
+        return {**report, "ledger_partitions_created": partitions}
     finally:
         ensure_lifecycle_scheduled(timezone.now() + SWEEP_INTERVAL, continuing=True)
 

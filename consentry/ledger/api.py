@@ -35,7 +35,7 @@ from pyroaring import BitMap
 
 from consentry import config
 from consentry.grants.permissions import mask_to_fields
-from consentry.ledger import merkle, records, signing, tilestore
+from consentry.ledger import merkle, partitions, records, signing, tilestore
 from consentry.ledger.models import (
     AppReach,
     CallRecord,
@@ -740,8 +740,10 @@ def verify_ledger() -> VerifyReport:
     signature is valid and its root equals the recomputed root at its size, that the
     head row's size and frontier match, and that the derived index (SubjectDisclosure
     rows, AppReach bitmaps) equals what the records say up to the watermark, and that
-    every stored tile (tilestore.py) equals the tile recomputed from the leaf hashes.
-    Stops at the first problem and names the entry.
+    every stored tile (tilestore.py) equals the tile recomputed from the leaf hashes, and
+    that on PostgreSQL the partition layout loses no entry and lets every append through
+    (partitions.py; its state is in the report's notes). Stops at the first problem and
+    names the entry.
     """
     with transaction.atomic():
         rows = _derived_rows()
@@ -750,7 +752,7 @@ def verify_ledger() -> VerifyReport:
         finally:
             rows.close()  # closes the server-side cursor inside its transaction
     if report.ok and (problem := tilestore.check_tiles()):
-        return VerifyReport(
+        report = VerifyReport(
             ok=False,
             entries=report.entries,
             subject_records=report.subject_records,
@@ -759,7 +761,7 @@ def verify_ledger() -> VerifyReport:
             root_hash=report.root_hash,
             problem=problem,
         )
-    return report
+    return partitions.checked(report)
 
 
 def _verify(derived: _DerivedRows) -> VerifyReport:

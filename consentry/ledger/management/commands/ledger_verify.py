@@ -14,13 +14,16 @@ class Command(BaseCommand):
     help = (
         "Recompute every leaf hash from the stored call records, the Merkle root at every "
         "signed tree head (and check its Ed25519 signature), the ledger head, and the "
-        "derived per-person and per-app index. Prints OK with counts, or names the first "
+        "derived per-person and per-app index, and on PostgreSQL the call records' partitions. "
+        "Prints notes on the partition layout, then OK with counts, or names the first "
         "entry that does not match and exits with status 1. Run it from cron and after any "
         "restore from backup."
     )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         report = verify_ledger()
+        for note in report.notes:
+            self.stderr.write(f"note: {note}")
         if not report.ok:
             raise CommandError(report.summary())
         self.stdout.write(report.summary())
