@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--drill", type=int, default=0)
     parser.add_argument("--subject-partitions", default="")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--migrate-live", action="store_true", help="with --unpartitioned")
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
     partition_size = args.partition_size or max(1, steps[-1] // 10)
@@ -201,7 +202,7 @@ def main() -> None:
 
     def scanned(queryset: object) -> set[str]:
         """The tables (partitions) a query's plan reads, from EXPLAIN (PostgreSQL)."""
-        if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql" or not queryset.exists():  # type: ignore[attr-defined]
             return {"ledger_callrecord"}
         plan = json.loads(queryset.explain(format="json"))  # type: ignore[attr-defined]
         found: set[str] = set()
@@ -252,8 +253,15 @@ def main() -> None:
                 cursor.fetchone()
 
         lay = partitions.layout()
+        # A person with a history (subject of a random entry): which partitions a page
+        # of their history reads.
+        somebody = (
+            SubjectDisclosure.objects.filter(entry_index=index)
+            .values_list("subject_id", flat=True)
+            .first()
+        ) or 0
         page = list(
-            SubjectDisclosure.objects.filter(subject_id=person)
+            SubjectDisclosure.objects.filter(subject_id=somebody)
             .order_by("-entry_index")
             .values_list("entry_index", flat=True)[:50]
         )
@@ -312,6 +320,12 @@ def main() -> None:
         rows.append(row)
 
     extra: dict[str, object] = {}
+    if args.subject_partitions and connection.vendor == "postgresql":
+        api.catch_up_index()
+        extra["subject_partitions"] = compare_subject_partitions(
+            [int(k) for k in args.subject_partitions.split(",")], size, args
+        )
+        print(json.dumps({"subject_partitions": extra["subject_partitions"]}))
     if args.drill and partitioned:
         lay = partitions.layout()
         target = lay.top + args.drill
@@ -334,12 +348,6 @@ def main() -> None:
             "default_partition_rows_after": partitions.layout().default_rows,
         }
         print(json.dumps({"drill": extra["drill"]}))
-    if args.subject_partitions and connection.vendor == "postgresql":
-        api.catch_up_index()
-        extra["subject_partitions"] = compare_subject_partitions(
-            [int(k) for k in args.subject_partitions.split(",")], size, args
-        )
-        print(json.dumps({"subject_partitions": extra["subject_partitions"]}))
     if args.verify:
         start = time.perf_counter()
         report = api.verify_ledger()
@@ -351,12 +359,16 @@ def main() -> None:
         }
         print(json.dumps({"verify": extra["verify"]}))
 
+    if args.migrate_live and not partitioned and connection.vendor == "postgresql":
+        extra["migrate_live"] = migrate_while_appending(args)
+        print(json.dumps({"migrate_live": extra["migrate_live"]}))
+
     first, last = rows[0], rows[-1]
     summary = {
         "database": connection.vendor,
         "partitioned": partitioned,
         "partition_size": partition_size if partitioned else None,
-        "layout": partitions.layout().as_dict(),
+        "layout_at_end": partitions.layout().as_dict(),
         "steps": rows,
         "largest_calls": last["calls"],
         "largest_subject_records": last["subject_records"],
@@ -378,6 +390,57 @@ def main() -> None:
         )
     summary.update(extra)
     print(json.dumps(summary))
+
+
+def migrate_while_appending(args: argparse.Namespace) -> dict[str, object]:
+    """Migration 0004 on the grown one-table ledger while another connection appends
+    through record_disclosure: how long it took, and what the appends saw meanwhile."""
+    import threading
+
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from consentry.ledger import api
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def append() -> None:
+        i = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                with transaction.atomic():
+                    api.record_disclosure(
+                        app_id=1, actor_id=1 + i, endpoint="/v1/me", released=[(1 + i, 1)]
+                    )
+            except Exception as exc:
+                errors.append(repr(exc)[:200])
+            latencies.append(time.perf_counter() - start)
+            i += 1
+        connection.close()
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    time.sleep(1)
+    before = len(latencies)
+    start = time.perf_counter()
+    call_command("migrate", "ledger", verbosity=0)
+    took = time.perf_counter() - start
+    during = latencies[before : len(latencies)]
+    time.sleep(1)
+    stop.set()
+    writer.join()
+    ordered = sorted(during) or [0.0]
+    return {
+        "migration_s": round(took, 2),
+        "appends_during": len(during),
+        "append_errors": errors[:3],
+        "append_ms_p50": round(ordered[len(ordered) // 2] * 1000, 2),
+        "append_ms_p99": round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
+        "append_ms_max": round(ordered[-1] * 1000, 2),
+    }
 
 
 def compare_subject_partitions(
