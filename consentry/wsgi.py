@@ -22,4 +22,4 @@ django_application = get_wsgi_application()
 
 from consentry.web import lane  # noqa: E402  (after Django is set up)
 
-application = lane.wrap(django_application)
+application = lane.MachineLane(django_application)

@@ -138,9 +138,3 @@ def _endpoint(path: str) -> str:
     """The URL pattern the request log and the latency metric name (as
     consentry.ops.middleware does for a request through Django)."""
     return "/" + str(resolve(path).route)
-
-
-def wrap(app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> MachineLane:
-    """The WSGI application `consentry serve` runs: Django behind the machine lane,
-    unless settings.MACHINE_LANE is off."""
-    return MachineLane(app) if getattr(settings, "MACHINE_LANE", True) else app  # type: ignore[return-value]
