@@ -107,11 +107,15 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg's connection pool (issue "Production at scale"), in place of Django's
     # persistent connections: each process keeps at most `max_size` connections, a request
-    # borrows one and hands it back at its end, and with CONN_HEALTH_CHECKS Django has the
-    # pool check a connection before lending it (a restarted server's dead connections are
-    # replaced, never handed to a request).
+    # borrows one and hands it back at its end, and the pool checks a connection that sat
+    # idle before lending it (a restarted server's dead connections are replaced); one
+    # handed back within the last two seconds is lent unchecked (consentry/db/pool.py).
+    DATABASES["default"]["ENGINE"] = "consentry.db.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    # The hot path's own statements are prepared on their second run on a connection
+    # (consentry/db/prepared.py); the ORM's client-side bound queries never are.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": int(_config.env("DB_POOL_SIZE", "8")),
         "timeout": 10,

@@ -101,12 +101,6 @@ def test_leaf_indexes_are_dense_in_append_order() -> None:
     assert api.ledger_size() == 12
 
 
-@pytest.mark.django_db(transaction=True)
-def test_record_disclosure_outside_a_transaction_is_refused() -> None:
-    with pytest.raises(transaction.TransactionManagementError):
-        api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
-
-
 def test_a_mask_of_nothing_is_refused_and_the_callers_writes_roll_back(
     make_person: Callable[..., Person],
 ) -> None:
@@ -449,4 +443,54 @@ def test_concurrent_catch_ups_never_derive_the_same_entry_twice() -> None:
     in_threads(lambda n: api.catch_up_index(max_subjects=40), 3)
     assert api.indexed_upto() == 30
     assert SubjectDisclosure.objects.count() == sum(range(19, 49))
+    assert api.verify_ledger().ok
+
+
+# --- PostgreSQL: an entry as its own transaction (record_disclosure outside atomic) ---------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_sqlite_refuses_and_postgresql_commits_the_entry_alone() -> None:
+    if connection.vendor == "sqlite":
+        with pytest.raises(transaction.TransactionManagementError):
+            api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
+        return
+    first = api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
+    assert (first, api.ledger_size()) == (0, 1)  # the head row is created on the locked path
+    second = api.record_disclosure(app_id=2, actor_id=3, endpoint="/v1/me", released=[(4, NAME)])
+    assert second == 1
+    assert list(api.read_entry(1).released) == [(4, NAME)]
+    assert api.verify_ledger().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_entries_alone_from_stale_heads_and_many_threads_stay_dense_and_verifiable() -> None:
+    """Each thread stands for a server process whose idea of the head goes stale as the
+    others append: every guarded attempt that misses retries from the head it found."""
+    if connection.vendor == "sqlite":
+        pytest.skip("an entry outside a transaction exists on PostgreSQL only")
+    api.record_disclosure(app_id=9, actor_id=9, endpoint="/v1/me", released=[])
+
+    def append(n: int) -> None:
+        for i in range(12):
+            if i % 3 == 0:  # as if another process had moved the head meanwhile
+                api._head_hint[connection.settings_dict["NAME"]] = (0, b"")
+            api.record_disclosure(
+                app_id=n + 1, actor_id=100 * n + i, endpoint="/v1/me", released=[(i + 1, NAME)]
+            )
+
+    in_threads(append, 4)
+    assert sorted(CallRecord.objects.values_list("index", flat=True)) == list(range(49))
+    report = api.verify_ledger()
+    assert report.ok, report.summary()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_alone_that_keeps_missing_takes_the_locked_path(monkeypatch) -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("an entry outside a transaction exists on PostgreSQL only")
+    api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[])
+    monkeypatch.setattr(api, "ALONE_ATTEMPTS", 0)
+    api._head_hint.clear()
+    assert api.record_disclosure(app_id=1, actor_id=2, endpoint="/v1/me", released=[]) == 1
     assert api.verify_ledger().ok

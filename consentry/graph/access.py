@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from consentry.db.prepared import prepared_cursor
 from consentry.detection.hook import note_release
 from consentry.grants.actions import do_record_consent_use
 from consentry.grants.models import ClosedRoute, Consent
@@ -213,7 +214,7 @@ def _person_values(person_id: int, columns: Sequence[str]) -> tuple[Any, ...]:
             f"SELECT {', '.join(q(c) for c in columns)} "  # noqa: S608 (known column names)
             f"FROM {q(Person._meta.db_table)} WHERE id = %s"
         )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [person_id])
         row = cursor.fetchone()
     if row is None:
@@ -411,7 +412,7 @@ def _closed_routes(through_id: int) -> set[int]:
     """The people who closed their route through `through_id` (rule 3; usually none), by
     the (through, person) unique index."""
     q = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT person_id FROM {q(ClosedRoute._meta.db_table)} WHERE through_id = %s",  # noqa: S608
             [through_id],
@@ -424,7 +425,7 @@ def _fetch_friend_rows(
 ) -> list[tuple[Any, ...]]:
     op, value = where
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _friends_sql(names, op), [caller.app_id, now, caller.person_id, value, limit]
         )

@@ -34,6 +34,7 @@ from django.utils import timezone
 from pyroaring import BitMap
 
 from consentry import config
+from consentry.db.prepared import prepared_cursor
 from consentry.grants.permissions import mask_to_fields
 from consentry.ledger import merkle, partitions, records, signing, tilestore
 from consentry.ledger.models import (
@@ -192,7 +193,23 @@ def _sql() -> dict[str, str]:
         "token_id, endpoint, subject_count, subjects, leaf_hash) "
         "SELECT %s::bigint, %s::timestamptz, %s::bigint, %s::bigint, %s::bigint, "
         "%s::varchar, %s::integer, %s::bytea, %s::bytea FROM advanced",
+        # PostgreSQL, outside a transaction: the same, as a transaction of its own, which
+        # also answers the head as this statement found it (for the retry when the guard
+        # failed). The head row's lock then lasts the statement and its commit, all inside
+        # the server (record_disclosure).
+        "append_alone": f"WITH advanced AS (UPDATE {head} SET size = %s, frontier = %s "  # noqa: S608
+        "WHERE id = 1 AND size = %s AND frontier = %s RETURNING size), "
+        f"inserted AS (INSERT INTO {calls} ({q('index')}, created_at, app_id, actor_id, "
+        "token_id, endpoint, subject_count, subjects, leaf_hash) "
+        "SELECT %s::bigint, %s::timestamptz, %s::bigint, %s::bigint, %s::bigint, "
+        "%s::varchar, %s::integer, %s::bytea, %s::bytea FROM advanced RETURNING 1) "
+        f"SELECT (SELECT count(*) FROM inserted), h.size, h.frontier FROM {head} h "
+        "WHERE h.id = 1",
     }
+
+
+# Guarded attempts of an append outside a transaction before it takes the head's lock.
+ALONE_ATTEMPTS = 8
 
 
 _SQL: dict[str, dict[str, str]] = {}
@@ -237,15 +254,28 @@ def record_disclosure(
     order. Call it last in the transaction to keep that lock short. If it raises, the
     caller's transaction must fail: no data leaves that the ledger did not record.
     """
-    if not connection.in_atomic_block:
+    alone = not connection.in_atomic_block
+    if alone and connection.vendor != "postgresql":
         raise transaction.TransactionManagementError(
             "record_disclosure must run inside the transaction that builds the response"
         )
     subjects, count = records.packed(released)
     sql = _statements()
     alias = connection.settings_dict["NAME"]
+    if alone:
+        found = _append_alone(sql, alias, app_id, actor_id, endpoint, subjects, count, token_id)
+        if found is not None:
+            return found
+        with transaction.atomic():
+            return record_disclosure(
+                app_id=app_id,
+                actor_id=actor_id,
+                endpoint=endpoint,
+                released=released,
+                token_id=token_id,
+            )
     one_statement = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
 
         def append(index: int, old_blob: bytes, created_at: datetime) -> tuple[bool, Any, bytes]:
             """Hash the record as leaf `index`, move the head from `old_blob` past it and
@@ -305,6 +335,61 @@ def record_disclosure(
             )
         )
     return index
+
+
+def _append_alone(
+    sql: dict[str, str],
+    alias: str,
+    app_id: int,
+    actor_id: int,
+    endpoint: str,
+    subjects: bytes,
+    count: int,
+    token_id: int | None,
+) -> int | None:
+    """record_disclosure outside a transaction (PostgreSQL): guarded single-statement
+    appends from the head this process last saw, then from the head each failed attempt
+    found; None after ALONE_ATTEMPTS (or with no head row yet) for the locked path."""
+    hint = _head_hint.get(alias)
+    with prepared_cursor() as cursor:
+        for _attempt in range(ALONE_ATTEMPTS):
+            if hint is None:
+                cursor.execute(sql["read"].removesuffix(" FOR UPDATE"))
+                row = cursor.fetchone()
+                if row is None:
+                    return None
+                hint = (int(row[0]), bytes(row[1]))
+            index, old_blob = hint
+            created_at = timezone.now()
+            leaf = records.record_leaf_hash(
+                index=index,
+                created_at=created_at,
+                app_id=app_id,
+                actor_id=actor_id,
+                token_id=token_id,
+                endpoint=endpoint,
+                subject_count=count,
+                subjects=subjects,
+            )
+            frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
+            new_blob = merkle.pack_frontier(frontier)
+            head = [index + 1, new_blob, index, old_blob]
+            record = [index, created_at, app_id, actor_id, token_id, endpoint, count]
+            record += [subjects, leaf]
+            cursor.execute(sql["append_alone"], [*head, *record])
+            row = cursor.fetchone()
+            if row is not None and row[0] == 1:
+                _head_hint[alias] = (index + 1, new_blob)
+                metrics.ledger_appended()
+                if (index + 1) % sth_interval() == 0:
+                    _store_sth(
+                        signing.sign_tree_head(
+                            index + 1, created_at_ms(created_at), merkle.frontier_root(frontier)
+                        )
+                    )
+                return index
+            hint = None if row is None else (int(row[1]), bytes(row[2]))
+    return None
 
 
 def created_at_ms(moment: datetime) -> int:

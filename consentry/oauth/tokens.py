@@ -36,6 +36,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from consentry.db.prepared import prepared_cursor
 from consentry.graph.release import app_usable
 from consentry.oauth.models import AccessToken, Application
 from consentry.people.models import Person
@@ -141,7 +142,7 @@ def _query(checksum: str) -> TokenFacts | None:
     sql = _SQL.get(connection.vendor)
     if sql is None:
         sql = _SQL[connection.vendor] = _sql()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [checksum])
         row = cursor.fetchone()
     if row is None:

@@ -197,11 +197,10 @@ class ConsentryValidator(OAuth2Validator):
             ok = self._authenticate_with_rotated_secret(request)
         if ok and self._secret_to_upgrade is not None:
             upgrade_client_secret(request.client, self._secret_to_upgrade)
-        if client_id:
-            if ok and failed_before:
-                throttle.record_success(client_id, address)
-            else:
-                throttle.record_failure(client_id, address)
+        if client_id and not ok:
+            throttle.record_failure(client_id, address)
+        elif client_id and failed_before:
+            throttle.record_success(client_id, address)
         return ok
 
     def _authenticate_with_rotated_secret(self, request: Request) -> bool:

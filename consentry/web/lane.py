@@ -17,11 +17,21 @@ itself:
 Anything else (another method, a query string, an address not seen yet, any other path)
 goes to Django untouched. The kept documents change only with the configuration (site
 address, OIDC keys), which a restart applies; at most `MAX_SITES` addresses are kept.
+
+Token introspection and UserInfo (consentry.oauth.lane) are answered here too, per
+request, when they are the plain successful case: the first 200 of each for a site
+address comes from Django and teaches the lane the address (Django validated its Host)
+and the endpoint's response headers (security headers, Cache-Control, CORS); later
+requests for that address run the lane's function between Django's request_started and
+request_finished signals (so database connections are handled as for any request), and
+whatever the function does not answer -- every error, every unusual request -- goes to
+Django with its body intact.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import time
 import uuid
@@ -29,6 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core import signals
 from django.urls import resolve
 
 from consentry.ops import logs, metrics
@@ -40,6 +51,9 @@ DOCUMENTS = frozenset(
     {"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server", "/oauth/jwks/"}
 )
 MAX_SITES = 16
+MAX_BODY = 8192  # larger bodies go to Django, which applies its own limits
+# A Django response with one of these depends on more than the site address: not learnt.
+PERSONAL_HEADERS = frozenset({"set-cookie", "vary", "content-language"})
 
 
 @functools.cache
@@ -59,15 +73,27 @@ def _site_keys() -> tuple[str, ...]:
 
 StartResponse = Callable[..., Any]
 Kept = tuple[str, list[tuple[str, str]], bytes]
+Handler = Callable[[dict[str, Any], bytes], bytes | None]
+
+
+@functools.cache
+def _handlers() -> dict[str, Handler]:
+    from consentry.oauth import lane as oauth_lane
+
+    return {"/oauth/introspect/": oauth_lane.introspect, "/oauth/userinfo/": oauth_lane.userinfo}
 
 
 class MachineLane:
     def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
         self.app = app
         self.kept: dict[tuple[str, ...], Kept] = {}
+        self.learnt: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        handler = _handlers().get(path)
+        if handler is not None:
+            return self._machine(path, handler, environ, start_response)
         if (
             path not in DOCUMENTS
             or environ.get("REQUEST_METHOD") != "GET"
@@ -84,26 +110,63 @@ class MachineLane:
         self, path: str, kept: Kept, environ: dict[str, Any], start_response: StartResponse
     ) -> list[bytes]:
         start = time.perf_counter()
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if INCOMING_ID.match(incoming) else uuid.uuid4().hex
-        logs.request_id.set(rid)
+        rid = _request_id(environ)
         status, headers, body = kept
         start_response(status, [*headers, ("X-Request-ID", rid)])
-        elapsed = time.perf_counter() - start
-        endpoint = _endpoint(path)
-        metrics.REQUEST_SECONDS.labels(endpoint=endpoint, method="GET", status="2xx").observe(
-            elapsed
-        )
-        logger.info(
-            "request",
-            extra={
-                "method": "GET",
-                "endpoint": endpoint,
-                "status": 200,
-                "ms": round(elapsed * 1000, 2),
-            },
-        )
+        _observe(path, "GET", start)
         return [body]
+
+    def _machine(
+        self, path: str, handler: Handler, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        key = (path, *(str(environ.get(name, "")) for name in _site_keys()))
+        headers = self.learnt.get(key)
+        if headers is None:
+            return self._learn(key, environ, start_response)
+        start = time.perf_counter()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self.app(environ, start_response)
+        if length < 0 or length > MAX_BODY:
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(length) if length else b""
+        rid = _request_id(environ)
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        try:
+            answer = handler(environ, body)
+        except Exception as exc:  # Django answers it, as it would have
+            logger.warning("machine lane handed over", extra={"error": type(exc).__name__})
+            answer = None
+        finally:
+            signals.request_finished.send(sender=self.__class__)
+        if answer is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
+        start_response(
+            "200 OK", [*headers, ("Content-Length", str(len(answer))), ("X-Request-ID", rid)]
+        )
+        _observe(path, str(environ.get("REQUEST_METHOD", "")), start)
+        return [answer]
+
+    def _learn(
+        self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        def remember(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            names = {name.lower() for name, _ in headers}
+            if (
+                status.startswith("200 ")
+                and not names & PERSONAL_HEADERS
+                and len(self.learnt) < MAX_SITES * len(_handlers())
+            ):
+                self.learnt[key] = [
+                    (n, v)
+                    for n, v in headers
+                    if n.lower() not in ("content-length", "x-request-id")
+                ]
+            return start_response(status, headers, *exc)
+
+        return self.app(environ, remember)
 
     def _through_django(
         self, key: tuple[str, ...], environ: dict[str, Any], start_response: StartResponse
@@ -131,6 +194,31 @@ class MachineLane:
                 body,
             )
         return [body]
+
+
+def _request_id(environ: dict[str, Any]) -> str:
+    """The request id consentry.ops.middleware would give this request, set for its log
+    lines."""
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    rid = incoming if INCOMING_ID.match(incoming) else uuid.uuid4().hex
+    logs.request_id.set(rid)
+    return rid
+
+
+def _observe(path: str, method: str, start: float) -> None:
+    """The latency metric and request log line of a 200 answered here."""
+    elapsed = time.perf_counter() - start
+    endpoint = _endpoint(path)
+    metrics.REQUEST_SECONDS.labels(endpoint=endpoint, method=method, status="2xx").observe(elapsed)
+    logger.info(
+        "request",
+        extra={
+            "method": method,
+            "endpoint": endpoint,
+            "status": 200,
+            "ms": round(elapsed * 1000, 2),
+        },
+    )
 
 
 @functools.cache

@@ -1,0 +1,86 @@
+"""Token introspection and UserInfo on the machine lane (consentry.web.lane).
+
+Resource servers call these two endpoints for every request they serve, so Django's
+handler and middleware -- more than the answer itself costs (issue "Performance") -- are
+skipped for the plain, successful case, and only for it. Each function here takes the
+WSGI environ and the request body and returns the 200 body, or None to hand the request
+to Django, which then answers it exactly as it always has (errors, throttling, failure
+counting, anything unusual). What decides the answer is shared with the views:
+`views.introspection` and `views.userinfo_claims`, the same token check
+(consentry.oauth.tokens) and, for UserInfo, the same ledger entry before the answer.
+
+The lane takes a request only when it is what a well-behaved client sends:
+
+- no query string; for introspection a `application/x-www-form-urlencoded` body (UTF-8)
+  holding `token` and at most `token_type_hint`, each once, without control characters
+  (consentry.oauth.edge's rules), and HTTP Basic credentials that consentry.oauth.clients
+  plainly accepts;
+- for UserInfo a GET, or a POST without a body, with a bearer token in the Authorization
+  header that is usable and carries the `openid` scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from consentry.oauth.clients import basic_client
+from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
+from consentry.oauth.tokens import usable_token_facts
+from consentry.oauth.views import introspection, userinfo_claims
+
+FORM_TYPES = frozenset(
+    {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8"}
+)
+INTROSPECTION_FIELDS = frozenset({"token", "token_type_hint"})
+
+
+def _form(environ: dict[str, Any], body: bytes) -> dict[str, str] | None:
+    """The body's parameters as Django's QueryDict reads them, or None when the body is
+    anything but a small, clean form."""
+    if str(environ.get("CONTENT_TYPE", "")).lower() not in FORM_TYPES:
+        return None
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=8)
+    if bad_value(pairs) is not None:
+        return None
+    return dict(pairs)
+
+
+def introspect(environ: dict[str, Any], body: bytes) -> bytes | None:
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
+        return None
+    try:
+        form = _form(environ, body)
+    except ValueError:  # more fields than max_num_fields
+        return None
+    if form is None or not form.keys() <= INTROSPECTION_FIELDS:
+        return None
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if basic_credentials_problem(header) is not None:
+        return None
+    client = basic_client(header, str(environ.get("REMOTE_ADDR", "")))
+    if client is None:
+        return None
+    return orjson.dumps(introspection(client.pk, client.client_id, form.get("token", "")))
+
+
+def userinfo(environ: dict[str, Any], body: bytes) -> bytes | None:
+    if environ.get("REQUEST_METHOD") not in ("GET", "POST") or environ.get("QUERY_STRING"):
+        return None
+    if body or environ.get("CONTENT_LENGTH", "") not in ("", "0"):
+        return None
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw or CONTROL.search(header):
+        return None
+    facts = usable_token_facts(raw)
+    if facts is None or "openid" not in facts.scopes:
+        return None
+    return orjson.dumps(userinfo_claims(facts))

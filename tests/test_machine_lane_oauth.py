@@ -1,0 +1,333 @@
+"""Token introspection and UserInfo on the machine lane (consentry/oauth/lane.py): the
+plain successful request answered without Django's handler, with Django's answer and
+headers; everything else handed to Django with its body intact, and answered there
+exactly as before (issue "Performance")."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.core import signals
+from django.core.cache import cache
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
+
+from consentry.ledger.api import ledger_size, read_entry
+from consentry.oauth import clients, throttle
+from consentry.oauth.models import Application, AppStatus
+from consentry.oauth.pairwise import app_scoped_id
+from consentry.web.lane import MachineLane
+from tests.graph_fixtures import direct_consent, direct_token
+from tests.oauth_flow import basic_auth, cheap_argon2, make_app  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+SCOPES = ["openid", "profile", "user_birthday"]
+FORM = "application/x-www-form-urlencoded"
+
+
+class Counting:
+    """Django's WSGI handler, counting the requests that reach it."""
+
+    def __init__(self) -> None:
+        self.django = WSGIHandler()
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.calls += 1
+        return self.django(environ, start_response)
+
+
+def call(
+    app: Any,
+    path: str,
+    method: str = "GET",
+    body: bytes = b"",
+    query: str = "",
+    content_type: str = "",
+    headers: dict[str, str] | None = None,
+    remote: str = "127.0.0.1",
+) -> tuple[int, dict[str, str], bytes]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "REMOTE_ADDR": remote,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    if content_type:
+        environ["CONTENT_TYPE"] = content_type
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    result = app(environ, lambda status, hdrs, *exc: seen.append((status, hdrs)))
+    try:
+        content = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    status, hdrs = seen[0]
+    return int(status.split()[0]), dict(hdrs), content
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection() -> Any:
+    """As Django's test client does: the test's transaction keeps its connection, which a
+    request's end would otherwise close (CONN_MAX_AGE=0 with PostgreSQL's pool)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(make_person: Any) -> dict[str, Any]:
+    cache.clear()
+    person = make_person(birthday="1990-05-17", name="Ada Lane")
+    app, secret = make_app(permissions=["user_birthday"])
+    consent = direct_consent(person.pk, app, SCOPES)
+    token = direct_token(consent, SCOPES)
+    return {"person": person, "app": app, "secret": secret, "token": token}
+
+
+def introspect(lane: Any, w: dict[str, Any], body: str | bytes = "", **kw: Any) -> Any:
+    data = body if body else f"token={w['token']}"
+    headers = kw.pop("headers", {"Authorization": basic_auth(w["app"].client_id, w["secret"])})
+    raw = data.encode() if isinstance(data, str) else data
+    return call(
+        lane,
+        "/oauth/introspect/",
+        "POST",
+        raw,
+        content_type=kw.pop("ct", FORM),
+        headers=headers,
+        **kw,
+    )
+
+
+def userinfo(lane: Any, token: str, method: str = "GET", **kw: Any) -> Any:
+    return call(
+        lane, "/oauth/userinfo/", method, headers={"Authorization": f"Bearer {token}"}, **kw
+    )
+
+
+def body(response: Any) -> Any:
+    return json.loads(response[2])
+
+
+def test_introspection_is_answered_by_the_lane_with_django_s_answer(world):
+    inner = Counting()
+    lane = MachineLane(inner)
+    first = introspect(lane, world)
+    assert inner.calls == 1  # the first one teaches the lane this address
+    # A success through Django leaves nothing on the throttle's record.
+    assert throttle.check(world["app"].client_id, "127.0.0.1") == (None, False)
+    second = introspect(lane, world)
+    assert inner.calls == 1  # answered without Django
+    assert first[0] == second[0] == 200
+    assert body(first) == body(second)
+    expected = {
+        "active": True,
+        "scope": " ".join(SCOPES),
+        "client_id": world["app"].client_id,
+        "token_type": "Bearer",
+        "sub": app_scoped_id(world["app"].pk, world["person"].pk),
+    }
+    assert {k: body(second)[k] for k in expected} == expected
+    same = {k: v for k, v in first[1].items() if k not in ("X-Request-ID", "Content-Length")}
+    assert {k: v for k, v in second[1].items() if k in same} == same
+    assert second[1]["Cache-Control"] == "no-store"
+    assert second[1]["Content-Length"] == str(len(second[2]))
+    assert second[1]["X-Request-ID"] != first[1]["X-Request-ID"]
+
+
+def test_the_lane_says_inactive_for_unknown_foreign_and_revoked_tokens(world, make_person):
+    inner = Counting()
+    lane = MachineLane(inner)
+    introspect(lane, world)
+    other_app, _ = make_app(permissions=["user_birthday"])
+    other = direct_token(direct_consent(make_person().pk, other_app, SCOPES), SCOPES)
+    for token in ("not-a-token", other, ""):
+        assert body(introspect(lane, world, f"token={token}")) == {"active": False}
+    assert body(introspect(lane, world, ""))["active"] is True
+    assert inner.calls == 1
+    from consentry.grants.actions import do_revoke_consent
+    from consentry.grants.models import Consent
+
+    do_revoke_consent(Consent.objects.get(person=world["person"], application=world["app"]))
+    assert body(introspect(lane, world)) == {"active": False}
+
+
+def test_a_wrong_secret_goes_to_django_which_refuses_and_counts_it(world):
+    inner = Counting()
+    lane = MachineLane(inner)
+    introspect(lane, world)
+    wrong = {"Authorization": basic_auth(world["app"].client_id, world["secret"] + "x")}
+    refused = introspect(lane, world, headers=wrong)
+    assert refused[0] == 401
+    assert body(refused) == {"error": "invalid_client"}
+    assert inner.calls == 2
+    _wait, failed = throttle.check(world["app"].client_id, "127.0.0.1")
+    assert failed  # the failure is on record...
+    assert introspect(lane, world)[0] == 200
+    assert inner.calls == 3  # ...so the next success goes through Django, which clears it
+    assert throttle.check(world["app"].client_id, "127.0.0.1") == (None, False)
+    assert introspect(lane, world)[0] == 200
+    assert inner.calls == 3
+
+
+def test_a_throttled_client_is_answered_429_by_django(world, settings):
+    settings.CLIENT_AUTH_FREE_FAILURES = 1
+    lane = MachineLane(Counting())
+    introspect(lane, world)
+    wrong = {"Authorization": basic_auth(world["app"].client_id, "nope")}
+    statuses = [introspect(lane, world, headers=wrong)[0] for _ in range(3)]
+    assert statuses[-1] == 429
+    throttled = introspect(lane, world)  # the right secret: still delayed, never checked
+    assert throttled[0] == 429
+    assert "Retry-After" in throttled[1]
+
+
+@pytest.mark.parametrize(
+    ("form", "content_type"),
+    [
+        ("token=A&token=B", FORM),  # repeated: the edge refuses it
+        ("token=A%00", FORM),  # a control character
+        ("token=A&extra=1", FORM),  # another parameter
+        ("token=A", "text/plain"),  # not a form
+        ("token=A", f"{FORM}; charset=latin-1"),
+        ("token=" + "A" * 9000, FORM),  # larger than the lane reads
+    ],
+)
+def test_unusual_requests_get_django_s_own_answer(world, form, content_type):
+    inner = Counting()
+    lane = MachineLane(inner)
+    introspect(lane, world)
+    form = form.replace("A", world["token"], 2)
+    expected = introspect(Counting(), world, form, ct=content_type)
+    answer = introspect(lane, world, form, ct=content_type)
+    assert inner.calls == 2
+    assert (answer[0], answer[2]) == (expected[0], expected[2])
+
+
+def test_client_secret_post_and_a_query_string_go_to_django(world):
+    inner = Counting()
+    lane = MachineLane(inner)
+    introspect(lane, world)
+    form = urlencode(
+        {
+            "token": world["token"],
+            "client_id": world["app"].client_id,
+            "client_secret": world["secret"],
+        }
+    )
+    assert body(introspect(lane, world, form, headers={}))["active"] is True
+    assert introspect(lane, world, query="x=1")[0] == 200
+    assert inner.calls == 3
+
+
+@pytest.mark.usefixtures("cheap_argon2")
+def test_suspended_and_argon2_clients_are_left_to_the_validator(world):
+    header = basic_auth(world["app"].client_id, world["secret"])
+    assert clients.basic_client(header, "127.0.0.1") == clients.Client(
+        world["app"].pk, world["app"].client_id
+    )
+    assert clients.basic_client(header.replace("Basic", "basic"), "127.0.0.1") is None
+    assert clients.basic_client("Basic !!!", "127.0.0.1") is None
+    assert clients.basic_client(basic_auth(world["app"].client_id, ""), "127.0.0.1") is None
+    Application.objects.filter(pk=world["app"].pk).update(status=AppStatus.SUSPENDED)
+    assert clients.basic_client(header, "127.0.0.1") is None
+    Application.objects.filter(pk=world["app"].pk).update(status=AppStatus.LIVE)
+    from django.contrib.auth.hashers import Argon2PasswordHasher, make_password
+
+    argon = make_password(world["secret"], hasher=Argon2PasswordHasher())
+    Application.objects.filter(pk=world["app"].pk).update(client_secret=argon)
+    assert clients.basic_client(header, "127.0.0.1") is None
+    lane = MachineLane(Counting())
+    assert body(introspect(lane, world))["active"] is True  # Django upgrades the hash
+    assert clients.basic_client(header, "127.0.0.1") is not None
+
+
+def test_credentials_are_decoded_as_django_oauth_toolkit_decodes_them():
+    encoded = base64.b64encode(b"my%20id:s%3Acret+x").decode()
+    assert clients.basic_credentials(f"Basic {encoded}") == ("my id", "s:cret x")
+    assert clients.basic_credentials("Basic " + base64.b64encode(b"no-colon").decode()) is None
+    assert clients.basic_credentials("Bearer abc") is None
+
+
+def test_userinfo_is_answered_by_the_lane_and_ledgered_each_time(world):
+    inner = Counting()
+    lane = MachineLane(inner)
+    before = ledger_size()
+    first = userinfo(lane, world["token"])
+    second = userinfo(lane, world["token"])
+    assert inner.calls == 1
+    assert first[0] == second[0] == 200
+    assert (
+        body(first)
+        == body(second)
+        == {
+            "sub": app_scoped_id(world["app"].pk, world["person"].pk),
+            "name": "Ada Lane",
+            "picture": world["person"].picture,
+        }
+    )
+    assert second[1]["Access-Control-Allow-Origin"] == "*"
+    assert second[1]["Cache-Control"] == "no-store"
+    assert ledger_size() == before + 2
+    entry = read_entry(before + 1)
+    assert (entry.app_id, entry.actor_id) == (world["app"].pk, world["person"].pk)
+    assert [person for person, _mask in entry.released] == [world["person"].pk]
+
+
+def test_userinfo_errors_are_django_s(world, make_person):
+    inner = Counting()
+    lane = MachineLane(inner)
+    userinfo(lane, world["token"])
+    before = ledger_size()
+    bad = userinfo(lane, "not-a-token")
+    assert bad[0] == 401
+    assert 'error="invalid_token"' in bad[1]["WWW-Authenticate"]
+    no_openid = direct_token(
+        direct_consent(make_person().pk, world["app"], ["user_birthday"]), ["user_birthday"]
+    )
+    assert userinfo(lane, no_openid)[0] == 403
+    assert userinfo(lane, world["token"], query=f"access_token={world['token']}")[0] == 400
+    posted = call(
+        lane,
+        "/oauth/userinfo/",
+        "POST",
+        f"access_token={world['token']}".encode(),
+        content_type=FORM,
+    )
+    assert posted[0] == 401  # a token in the body is not read
+    assert inner.calls == 5
+    assert ledger_size() == before  # nothing was disclosed
+    assert userinfo(lane, world["token"], method="POST")[0] == 200
+    assert inner.calls == 5
+
+
+def test_an_unlearnt_host_is_always_django_s(world):
+    inner = Counting()
+    lane = MachineLane(inner)
+    for _ in range(2):
+        answer = call(
+            lane,
+            "/oauth/userinfo/",
+            headers={"Authorization": f"Bearer {world['token']}", "Host": "evil.example"},
+        )
+        assert answer[0] == 400  # DisallowedHost, from Django
+    assert inner.calls == 2
