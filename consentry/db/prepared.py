@@ -6,7 +6,8 @@ and an EXISTS) took 0.9 ms to plan and 0.25 ms to run (issue "Performance"). A c
 from `prepared_cursor()` binds on the server instead, and psycopg prepares a statement
 the fifth time one connection runs it (prepare_threshold); the pool keeps connections,
 so their prepared statements, across requests. It is Django's cursor wrapper all the
-same (query logging, execute wrappers, error translation). On SQLite, whose module
+same (execute wrappers, error translation); where queries are logged it is Django's
+usual cursor, so the log shows the exact statements. On SQLite, whose module
 keeps its own statement cache, it is Django's usual cursor.
 
 Only for statements written for it: `%s` placeholders for values, never inside
@@ -21,7 +22,9 @@ from django.db import connection
 
 
 def prepared_cursor() -> Any:
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or connection.queries_logged:
+        # Where queries are logged (DEBUG, CaptureQueriesContext) Django's own cursor,
+        # whose log shows each statement with its values.
         return connection.cursor()
     import psycopg
 
