@@ -4,68 +4,17 @@ Django."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
 from consentry.ops import metrics
 from consentry.web.lane import DOCUMENTS, MachineLane
+from tests.lane_helpers import Counting, call
 
 pytestmark = pytest.mark.django_db
-
-Response = tuple[int, dict[str, str], bytes]
-
-
-class Counting:
-    """Django's WSGI handler, counting the requests that reach it."""
-
-    def __init__(self) -> None:
-        self.django = WSGIHandler()
-        self.calls = 0
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        self.calls += 1
-        return self.django(environ, start_response)
-
-
-def call(
-    app: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]],
-    path: str,
-    method: str = "GET",
-    query: str = "",
-    host: str = "testserver",
-    headers: dict[str, str] | None = None,
-) -> Response:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": host,
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "CONTENT_LENGTH": "0",
-    }
-    for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    seen: list[tuple[str, list[tuple[str, str]]]] = []
-    body = app(environ, lambda status, hdrs, *exc: seen.append((status, hdrs)))
-    try:
-        content = b"".join(body)
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-    status, hdrs = seen[0]
-    return int(status.split()[0]), dict(hdrs), content
 
 
 def without_id(headers: dict[str, str]) -> dict[str, str]:

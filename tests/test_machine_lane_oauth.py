@@ -6,17 +6,12 @@ exactly as before (issue "Performance")."""
 from __future__ import annotations
 
 import base64
-import io
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from django.core import signals
 from django.core.cache import cache
-from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections
 
 from consentry.ledger.api import ledger_size, read_entry
 from consentry.oauth import clients, throttle
@@ -24,73 +19,13 @@ from consentry.oauth.models import Application, AppStatus
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.web.lane import MachineLane
 from tests.graph_fixtures import direct_consent, direct_token
+from tests.lane_helpers import Counting, call, keep_the_test_connection  # noqa: F401
 from tests.oauth_flow import basic_auth, cheap_argon2, make_app  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 SCOPES = ["openid", "profile", "user_birthday"]
 FORM = "application/x-www-form-urlencoded"
-
-
-class Counting:
-    """Django's WSGI handler, counting the requests that reach it."""
-
-    def __init__(self) -> None:
-        self.django = WSGIHandler()
-        self.calls = 0
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        self.calls += 1
-        return self.django(environ, start_response)
-
-
-def call(
-    app: Any,
-    path: str,
-    method: str = "GET",
-    body: bytes = b"",
-    query: str = "",
-    content_type: str = "",
-    headers: dict[str, str] | None = None,
-    remote: str = "127.0.0.1",
-) -> tuple[int, dict[str, str], bytes]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": remote,
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-    }
-    if content_type:
-        environ["CONTENT_TYPE"] = content_type
-    for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    seen: list[tuple[str, list[tuple[str, str]]]] = []
-    result = app(environ, lambda status, hdrs, *exc: seen.append((status, hdrs)))
-    try:
-        content = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    status, hdrs = seen[0]
-    return int(status.split()[0]), dict(hdrs), content
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection() -> Any:
-    """As Django's test client does: the test's transaction keeps its connection, which a
-    request's end would otherwise close (CONN_MAX_AGE=0 with PostgreSQL's pool)."""
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    yield
-    signals.request_started.connect(close_old_connections)
-    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

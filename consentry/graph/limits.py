@@ -230,7 +230,8 @@ def throttle_app(app_id: int, seconds: int, now: float | None = None) -> None:
     now = time.time() if now is None else now
     # An integer, which Django's Redis cache stores as is: check_request_rate reads it in
     # the same round trip as its counters.
-    until_ms = math.ceil((now + seconds) * 1000)
+    # Rounded down: a throttle of `seconds` never reads as seconds + 1 left (Retry-After).
+    until_ms = math.floor((now + seconds) * 1000)
     cache.set(_throttle_key(app_id), until_ms, timeout=seconds + 1)
 
 

@@ -247,12 +247,14 @@ def record_disclosure(
 
     `released` holds (subject person id, field mask) pairs, mask != 0 (bits as
     consentry.grants.permissions.RELEASE_BIT); a subject named twice has its masks
-    OR-ed; an empty `released` records a call that released nothing. Must run inside
-    the caller's transaction.atomic() block, which it extends
-    with a row lock on the ledger head until commit (the UPDATE's row lock on
-    PostgreSQL, SQLite's single writer): leaf indexes are therefore dense and in commit
-    order. Call it last in the transaction to keep that lock short. If it raises, the
-    caller's transaction must fail: no data leaves that the ledger did not record.
+    OR-ed; an empty `released` records a call that released nothing. Inside the
+    caller's transaction.atomic() block it extends that transaction with a row lock on
+    the ledger head until commit (the UPDATE's row lock on PostgreSQL, SQLite's single
+    writer): leaf indexes are therefore dense and in commit order. Call it last in the
+    transaction to keep that lock short. If it raises, the caller's transaction must
+    fail: no data leaves that the ledger did not record. On PostgreSQL it may also run
+    outside any transaction: the append is then one statement that commits alone
+    (`_append_alone`); on SQLite that is refused.
     """
     alone = not connection.in_atomic_block
     if alone and connection.vendor != "postgresql":

@@ -76,11 +76,28 @@ Kept = tuple[str, list[tuple[str, str]], bytes]
 Handler = Callable[[dict[str, Any], bytes], bytes | None]
 
 
+class Failed(Exception):
+    """Raised by a lane function that must answer an error itself: it has done what
+    cannot be done twice (a Graph read's ledger entry is committed), so the request must
+    not go to Django. `status` is the WSGI status line, `body` the JSON error."""
+
+    def __init__(self, status: str, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
 @functools.cache
 def _handlers() -> dict[str, Handler]:
+    from consentry.graph import lane as graph_lane
     from consentry.oauth import lane as oauth_lane
 
-    return {"/oauth/introspect/": oauth_lane.introspect, "/oauth/userinfo/": oauth_lane.userinfo}
+    return {
+        "/oauth/introspect/": oauth_lane.introspect,
+        "/oauth/userinfo/": oauth_lane.userinfo,
+        "/v1/me": graph_lane.me,
+        "/v1/me/friends": graph_lane.friends,
+    }
 
 
 class MachineLane:
@@ -113,7 +130,7 @@ class MachineLane:
         rid = _request_id(environ)
         status, headers, body = kept
         start_response(status, [*headers, ("X-Request-ID", rid)])
-        _observe(path, "GET", start)
+        _observe(path, "GET", start, 200)
         return [body]
 
     def _machine(
@@ -133,8 +150,11 @@ class MachineLane:
         body = environ["wsgi.input"].read(length) if length else b""
         rid = _request_id(environ)
         signals.request_started.send(sender=self.__class__, environ=environ)
+        status = "200 OK"
         try:
             answer = handler(environ, body)
+        except Failed as failed:  # after a disclosure: answered here, never twice
+            status, answer = failed.status, failed.body
         except Exception as exc:  # Django answers it, as it would have
             logger.warning("machine lane handed over", extra={"error": type(exc).__name__})
             answer = None
@@ -144,9 +164,9 @@ class MachineLane:
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
         start_response(
-            "200 OK", [*headers, ("Content-Length", str(len(answer))), ("X-Request-ID", rid)]
+            status, [*headers, ("Content-Length", str(len(answer))), ("X-Request-ID", rid)]
         )
-        _observe(path, str(environ.get("REQUEST_METHOD", "")), start)
+        _observe(path, str(environ.get("REQUEST_METHOD", "")), start, int(status[:3]))
         return [answer]
 
     def _learn(
@@ -205,17 +225,19 @@ def _request_id(environ: dict[str, Any]) -> str:
     return rid
 
 
-def _observe(path: str, method: str, start: float) -> None:
-    """The latency metric and request log line of a 200 answered here."""
+def _observe(path: str, method: str, start: float, status: int) -> None:
+    """The latency metric and request log line of an answer given here."""
     elapsed = time.perf_counter() - start
     endpoint = _endpoint(path)
-    metrics.REQUEST_SECONDS.labels(endpoint=endpoint, method=method, status="2xx").observe(elapsed)
+    metrics.REQUEST_SECONDS.labels(
+        endpoint=endpoint, method=method, status=f"{status // 100}xx"
+    ).observe(elapsed)
     logger.info(
         "request",
         extra={
             "method": method,
             "endpoint": endpoint,
-            "status": 200,
+            "status": status,
             "ms": round(elapsed * 1000, 2),
         },
     )
