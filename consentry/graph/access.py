@@ -327,12 +327,11 @@ def _friend_rows(
     is active (rule 2: not revoked, not expired; at most one, unique per person and app),
     whose `permission_mask` is the friend's grant: their active permission rows as bits,
     kept equal to the rows by grants.actions. No active consent reads as no grant.
-    Friends who closed the caller's route (rule 3) come from one more indexed query,
-    usually empty."""
+    Whether the friend closed the caller's route (rule 3) comes from the same query (a
+    LEFT JOIN on the (through, person) unique index), as the first of the facts."""
     requested = frozenset(fields)
     names = [f for f in fields if f != ID_FIELD]
     facts_at = 1 + len(names)
-    closed = _closed_routes(caller.person_id)
     rows = _fetch_friend_rows(caller, names, where, limit + 1)
     more = len(rows) > limit
     del rows[limit:]
@@ -340,12 +339,7 @@ def _friend_rows(
         return _FriendPage([], [], 0, 0, None, False)
 
     # The rule runs once per distinct facts; a page has few (often one).
-    facts_slice = itemgetter(slice(facts_at, None))
-    facts_of: Callable[[tuple[Any, ...]], tuple[Any, ...]]
-    if closed:
-        facts_of = lambda row: (row[0] in closed, *facts_slice(row))  # noqa: E731
-    else:
-        facts_of = lambda row: (False, *facts_slice(row))  # noqa: E731
+    facts_of = itemgetter(slice(facts_at, None))
     decisions = {key: _decide(caller, requested, names, key) for key in set(map(facts_of, rows))}
     shown = {id(d): d for d in decisions.values() if d.listed}
     listed_rows: list[tuple[Any, ...]]
@@ -393,10 +387,11 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
     """The page query of _friend_rows for these field names and `friend_id` comparison,
     built once per shape: the ORM's building of this join cost more than running it.
 
-    Row layout: friend id, the requested values, then the facts the rule reads (grant
-    bits, opt-in mask, audiences) contiguously, so one slice is the memo key. The
-    friend's consent is joined only when active (rule 2: not revoked, not expired; at most
-    one per person and app); no active consent reads as a NULL grant."""
+    Row layout: friend id, the requested values, then the facts the rule reads (route
+    closed, grant bits, opt-in mask, audiences) contiguously, so one slice is the memo
+    key. The friend's consent is joined only when active (rule 2: not revoked, not
+    expired; at most one per person and app); no active consent reads as a NULL grant.
+    The closed route (rule 3) is joined by its (through, person) unique index."""
     key = (connection.vendor, tuple(names), op)
     sql = _FRIENDS_SQL.get(key)
     if sql is None:
@@ -406,6 +401,7 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
         columns = [
             "f.friend_id",
             *(f"p.{q(name)}" for name in names),
+            "r.person_id IS NOT NULL",
             "c.permission_mask",
             "p.friend_share_mask",
             *(f"p.{q('audience_' + name)}" for name in names),
@@ -416,22 +412,12 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
             f"JOIN {q(Person._meta.db_table)} p ON p.id = f.friend_id "
             f"LEFT JOIN {q(Consent._meta.db_table)} c ON c.person_id = f.friend_id "
             "AND c.application_id = %s AND c.revoked_at IS NULL AND c.expires_at > %s "
+            f"LEFT JOIN {q(ClosedRoute._meta.db_table)} r ON r.through_id = %s "
+            "AND r.person_id = f.friend_id "
             f"WHERE f.person_id = %s AND f.friend_id {op} %s "
             "ORDER BY f.friend_id LIMIT %s"
         )
     return sql
-
-
-def _closed_routes(through_id: int) -> set[int]:
-    """The people who closed their route through `through_id` (rule 3; usually none), by
-    the (through, person) unique index."""
-    q = connection.ops.quote_name
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT person_id FROM {q(ClosedRoute._meta.db_table)} WHERE through_id = %s",  # noqa: S608
-            [through_id],
-        )
-        return {row[0] for row in cursor.fetchall()}
 
 
 def _fetch_friend_rows(
@@ -441,7 +427,8 @@ def _fetch_friend_rows(
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with prepared_cursor() as cursor:
         cursor.execute(
-            _friends_sql(names, op), [caller.app_id, now, caller.person_id, value, limit]
+            _friends_sql(names, op),
+            [caller.app_id, now, caller.person_id, caller.person_id, value, limit],
         )
         rows = cursor.fetchall()
     decode = [i for i, name in enumerate(names, start=1) if name in _JSON_COLUMNS]
@@ -490,7 +477,7 @@ def _decide(
         audience=dict(zip(names, facts[3:], strict=True)),
         grant=mask_to_permissions(facts[1] or 0),
         friend_share_mask=facts[2],
-        route_closed=facts[0],
+        route_closed=bool(facts[0]),
     )
     released = release(caller.app, caller.viewer, subject, requested)
     shown = [i for i, name in enumerate(names, start=1) if name in released]

@@ -37,12 +37,20 @@ def _app_cipher(app_id: int, master: str) -> Cipher[modes.ECB]:
     return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305
 
 
+def _blocks(high: int, ids: list[int]) -> bytes:
+    """The 16-byte blocks (high, id) of every id, in order: _BLOCK.pack of each, in one
+    struct call."""
+    values = [high] * (2 * len(ids))
+    values[1::2] = ids
+    return struct.pack(f">{len(values)}Q", *values)
+
+
 def app_scoped_ids(app_id: int, person_ids: Iterable[int]) -> list[str]:
     """The app-scoped ids of many people, in order, with one cipher call."""
     ids = list(person_ids)
     if not ids:
         return []
-    plain = b"".join(_BLOCK.pack(app_id, pid) for pid in ids)
+    plain = _blocks(app_id, ids)
     encrypted = _app_cipher(app_id, settings.PAIRWISE_KEY).encryptor().update(plain)
     return _encode_blocks(encrypted)
 
@@ -119,7 +127,7 @@ def installer_scoped_ids(app_id: int, installer_id: int, person_ids: Iterable[in
     if not ids:
         return []
     tag = _INSTALLER_TAG | installer_id
-    plain = b"".join(_BLOCK.pack(tag, pid) for pid in ids)
+    plain = _blocks(tag, ids)
     cipher = _installer_cipher(app_id, installer_id, settings.PAIRWISE_KEY)
     encrypted = cipher.encryptor().update(plain)
     return _encode_blocks(encrypted)
