@@ -1,5 +1,5 @@
 """The database layer under the hot path (issue "Performance"): prepared statements and
-the pool's health check on PostgreSQL."""
+the pool's health check on PostgreSQL, SQLite's statement conversion."""
 
 from __future__ import annotations
 
@@ -49,3 +49,21 @@ def _dsn() -> str:
     s = connection.settings_dict
     host, port = s["HOST"] or "127.0.0.1", s["PORT"] or 5432
     return f"host={host} port={port} user={s['USER']} dbname={s['NAME']}"
+
+
+def test_sqlite_cursors_convert_each_statement_once_and_bind_every_execute(make_person):
+    if connection.vendor != "sqlite":
+        pytest.skip("the cursor is SQLite's")
+    from consentry.db.sqlite3.base import _qmark
+
+    first, second = make_person(name="Ann 100%"), make_person(name="Bob")
+    sql = "SELECT name, '%%' FROM people_person WHERE id = %s"
+    _qmark.cache_clear()
+    for person, name in ((first, "Ann 100%"), (second, "Bob"), (first, "Ann 100%")):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [person.pk])
+            assert cursor.fetchone() == (name, "%")
+    assert _qmark.cache_info().hits >= 2  # converted once, bound three times
+    with connection.cursor() as cursor:  # named ("pyformat") parameters: Django's way
+        cursor.execute("SELECT name FROM people_person WHERE id = %(id)s", {"id": second.pk})
+        assert cursor.fetchone() == ("Bob",)
