@@ -18,17 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 def prepared_cursor() -> Any:
-    if connection.vendor != "postgresql" or connection.queries_logged:
+    conn = connections[DEFAULT_DB_ALIAS]  # one lookup: each `connection.x` is another
+    if conn.vendor != "postgresql" or conn.queries_logged:
         # Where queries are logged (DEBUG, CaptureQueriesContext) Django's own cursor,
         # whose log shows each statement with its values.
-        return connection.cursor()
+        return conn.cursor()
     import psycopg
 
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(psycopg.Cursor(connection.connection))  # type: ignore[attr-defined]
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        return conn._prepare_cursor(psycopg.Cursor(conn.connection))  # type: ignore[attr-defined]
