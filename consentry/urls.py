@@ -36,3 +36,4 @@ urlpatterns = [
 
 # Django's own refusals in each endpoint's error shape (consentry.web.refusals).
 handler400 = "consentry.web.refusals.bad_request"
+handler500 = "consentry.web.refusals.server_error"

@@ -5,6 +5,7 @@ answered there exactly as before (issue "Performance")."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -229,7 +230,7 @@ def test_the_throttle_of_harvest_detection_is_django_s_429(world):
     assert inner.calls == 3
 
 
-def test_a_ledger_failure_is_django_s_500_and_no_data_leaves(world, monkeypatch):
+def test_a_ledger_failure_is_the_view_s_500_and_no_data_leaves(world, monkeypatch):
     inner, lane = learnt(world)
     before = ledger_size()
     counted = token_count(world, world["token"])
@@ -239,14 +240,69 @@ def test_a_ledger_failure_is_django_s_500_and_no_data_leaves(world, monkeypatch)
 
     monkeypatch.setattr("consentry.graph.access.record_disclosure", broken)
     for path in ("/v1/me", "/v1/me/friends"):
+        expected = graph(WSGIHandler(), path, world["token"], "fields=name,birthday")
         answer = graph(lane, path, world["token"], "fields=name,birthday")
+        assert (answer[0], answer[2]) == (expected[0], expected[2])
         assert answer[0] == 500
         assert json.loads(answer[2])["error"]["code"] == "server_error"
         assert b"Ada" not in answer[2]
         assert b"Pal" not in answer[2]
-    assert inner.calls == 4
+    assert inner.calls == 2  # counted and failed in the lane: answered there
     assert ledger_size() == before
-    assert token_count(world, world["token"]) == counted + 2
+    assert token_count(world, world["token"]) == counted + 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/v1/me", "/v1/me/friends"])
+def test_a_failure_after_the_ledger_write_is_answered_once(make_person, monkeypatch, path):
+    """Whatever fails after the entry is written (on PostgreSQL it has committed by
+    then): the lane answers the view's 500 itself and leaves exactly the ledger Django
+    alone leaves, never reading a second time."""
+    world = build_world(make_person)
+    inner, lane = learnt(world)
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("detection down")
+
+    monkeypatch.setattr("consentry.graph.access.note_release", broken)
+    before = ledger_size()
+    expected = graph(WSGIHandler(), path, world["token"])
+    by_django = ledger_size() - before
+    answer = graph(lane, path, world["token"])
+    assert (answer[0], answer[2]) == (expected[0], expected[2])
+    assert answer[0] == 500
+    assert inner.calls == 2
+    assert ledger_size() - before == 2 * by_django
+    assert by_django == (1 if connection.vendor == "postgresql" else 0)
+
+
+def test_a_get_that_declares_a_body_goes_to_django_unread(world):
+    """A client may declare a body and never send it: reading it would hold the thread
+    (one per process on SQLite), so the lane leaves it unread, as Django does."""
+    inner, lane = learnt(world)
+
+    class Unsent(io.BytesIO):
+        def read(self, *args: Any) -> bytes:
+            raise AssertionError("the body of a GET was read")
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/v1/me",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": Unsent(),
+        "CONTENT_LENGTH": "5",
+        "HTTP_AUTHORIZATION": f"Bearer {world['token']}",
+    }
+    seen: list[str] = []
+    body = b"".join(lane(environ, lambda status, headers, *exc: seen.append(status)))
+    assert seen == ["200 OK"]
+    assert json.loads(body)["data"]["id"]
+    assert inner.calls == 3
 
 
 def test_a_failure_after_the_disclosure_is_answered_by_the_lane_alone(world, monkeypatch):

@@ -12,9 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 from django.core.cache import cache
+from django.core.handlers.wsgi import WSGIHandler
 
 from consentry.ledger.api import ledger_size, read_entry
-from consentry.oauth import clients, throttle
+from consentry.oauth import clients, throttle, views
+from consentry.oauth import lane as lane_module
 from consentry.oauth.models import Application, AppStatus
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.web.lane import MachineLane
@@ -266,3 +268,38 @@ def test_an_unlearnt_host_is_always_django_s(world):
         )
         assert answer[0] == 400  # DisallowedHost, from Django
     assert inner.calls == 2
+
+
+def test_a_userinfo_failure_after_its_disclosure_is_the_lane_s_own_500(
+    world, monkeypatch, settings
+):
+    """On PostgreSQL the claims' ledger entry commits by itself: whatever fails after it
+    is answered by the lane, with the JSON Django's handler500 gives, never read again."""
+    settings.DEBUG = False
+    inner = Counting()
+    lane = MachineLane(inner)
+    userinfo(lane, world["token"])
+    real = lane_module.userinfo_claims
+
+    def fails_after(facts: Any) -> Any:
+        real(facts)
+        raise RuntimeError("after the disclosure")
+
+    monkeypatch.setattr(lane_module, "userinfo_claims", fails_after)
+    before = ledger_size()
+    answer = userinfo(lane, world["token"])
+    assert inner.calls == 1
+    assert ledger_size() == before + 1
+    monkeypatch.setattr(views, "userinfo_claims", fails_after)
+    django = call(
+        WSGIHandler(), "/oauth/userinfo/", headers={"Authorization": f"Bearer {world['token']}"}
+    )
+    assert (
+        (answer[0], body(answer))
+        == (django[0], body(django))
+        == (
+            500,
+            {"error": "server_error", "error_description": "The request could not be completed."},
+        )
+    )
+    assert answer[1]["Cache-Control"] == django[1]["Cache-Control"] == "no-store"

@@ -21,15 +21,18 @@ Two moments need care, because Django must not do again what the lane did:
 - once the rate limits have counted the request, their outcome is left in the environ
   (`LIMITS_APPLIED`) and the API's views take it from there instead of counting again
   (a 429 is Django's answer, counted once);
-- once a read has returned, its ledger entry is committed: from then on the lane answers
-  whatever happens (`web.lane.Failed`), as the view would, never Django a second time.
+- from then on the request is the lane's: on PostgreSQL a read's ledger entry commits
+  by itself, so a failure after it (or any failure but the read's own refusals) is
+  answered here with the view's 500 (`web.lane.Failed`), never handed to Django, which
+  would read, and ledger, a second time.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
 import orjson
@@ -37,7 +40,7 @@ import orjson
 from consentry.detection import hook as detection
 from consentry.graph import access
 from consentry.graph.cursor import MAX_CURSOR_LENGTH, decode_cursor
-from consentry.graph.errors import GraphError
+from consentry.graph.errors import MESSAGES, GraphError
 from consentry.graph.limits import RateLimited
 from consentry.graph.release import may_list_friends
 from consentry.oauth.edge import CONTROL
@@ -100,38 +103,51 @@ def _fields(params: dict[str, str]) -> tuple[str, ...] | None:
         return None
 
 
-def _limited(environ: dict[str, Any], caller: access.Caller) -> bool:
-    """Rule 4 for the request, counted once: True when it is within the limits; when it
-    is not, the outcome is left for Django (LIMITS_APPLIED), which answers the 429."""
+def _owned(
+    environ: dict[str, Any], caller: access.Caller, read: Callable[[], dict[str, Any]]
+) -> bytes | None:
+    """Rule 4 for the request, counted once, then the read and its answer.
+
+    Within the limits, the request is the lane's from here on: a refusal the read raises
+    before disclosing anything (404, the daily volume's 429) is left to Django, which
+    gets it again, uncounted (LIMITS_APPLIED); any other failure is answered here as the
+    view answers it (500), never handed over, since on PostgreSQL the ledger entry may be
+    committed already and Django would read, and ledger, a second time. Over the limits,
+    the outcome is left for Django, which answers the 429."""
     try:
         access.check_limits(caller)
     except RateLimited as exc:
         environ[LIMITS_APPLIED] = exc
-        return False
+        return None
+    except Exception as exc:
+        _fail(exc)
     environ[LIMITS_APPLIED] = None
-    return True
-
-
-def _answer(read: Any) -> bytes:
-    """The read's body once its ledger entry is committed: detection and the withheld
-    metric (as the view and consentry.ops.middleware count them), then the JSON."""
     try:
-        body = detection.observe_response(read)
+        body = read()
+    except (GraphError, RateLimited):
+        return None
+    except Exception as exc:
+        _fail(exc)
+    try:
+        detection.observe_response(body)
         meta = body["meta"]
         subjects, fields = meta.get("withheld_subjects", 0), meta["withheld_fields"]
         if subjects or fields:
             metrics.count_withheld(subjects, fields)
         return orjson.dumps(body)
-    except Exception as exc:  # the disclosure is done: answer as the view would
-        logger.error("graph request failed: %s", type(exc).__name__, exc_info=exc)
-        error = {
-            "error": {
-                "code": "server_error",
-                "message": "The request could not be completed.",
-                "status": 500,
-            }
-        }
-        raise Failed("500 Internal Server Error", orjson.dumps(error)) from exc
+    except Exception as exc:
+        _fail(exc)
+
+
+SERVER_ERROR = orjson.dumps(
+    {"error": {"code": "server_error", "message": MESSAGES[500], "status": 500}}
+)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Answer the view's 500 from the lane (graph.api._server_error logs the same)."""
+    logger.error("graph request failed: %s", type(exc).__name__, exc_info=exc)
+    raise Failed("500 Internal Server Error", SERVER_ERROR) from exc
 
 
 def me(environ: dict[str, Any], body: bytes) -> bytes | None:
@@ -142,9 +158,9 @@ def me(environ: dict[str, Any], body: bytes) -> bytes | None:
     if caller is None:
         return None
     fields = _fields(params)
-    if fields is None or not _limited(environ, caller):
+    if fields is None:
         return None
-    return _answer(access.read_me(caller, fields))
+    return _owned(environ, caller, lambda: access.read_me(caller, fields))
 
 
 def friends(environ: dict[str, Any], body: bytes) -> bytes | None:
@@ -166,7 +182,7 @@ def friends(environ: dict[str, Any], body: bytes) -> bytes | None:
     ):
         return None
     fields = _fields(params)
-    if fields is None or not _limited(environ, caller):
+    if fields is None:
         return None
     page = access.DEFAULT_PAGE if limit is None else int(limit)
-    return _answer(access.read_friends(caller, fields, page, after))
+    return _owned(environ, caller, lambda: access.read_friends(caller, fields, page, after))

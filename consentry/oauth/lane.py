@@ -21,6 +21,7 @@ The lane takes a request only when it is what a well-behaved client sends:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,6 +31,13 @@ from consentry.oauth.clients import basic_client
 from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
 from consentry.oauth.tokens import usable_token_facts
 from consentry.oauth.views import introspection, userinfo_claims
+from consentry.web.lane import Failed
+from consentry.web.refusals import SERVER_ERROR_DESCRIPTION
+
+logger = logging.getLogger("consentry.oauth")
+SERVER_ERROR = orjson.dumps(
+    {"error": "server_error", "error_description": SERVER_ERROR_DESCRIPTION}
+)
 
 FORM_TYPES = frozenset(
     {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8"}
@@ -83,4 +91,10 @@ def userinfo(environ: dict[str, Any], body: bytes) -> bytes | None:
     facts = usable_token_facts(raw)
     if facts is None or "openid" not in facts.scopes:
         return None
-    return orjson.dumps(userinfo_claims(facts))
+    try:
+        return orjson.dumps(userinfo_claims(facts))
+    except Exception as exc:
+        # On PostgreSQL the claims' ledger entry commits by itself: the request is the
+        # lane's, answered as Django's handler500 answers it, never read a second time.
+        logger.error("userinfo failed: %s", type(exc).__name__, exc_info=exc)
+        raise Failed("500 Internal Server Error", SERVER_ERROR) from exc

@@ -147,6 +147,10 @@ class MachineLane:
             return self.app(environ, start_response)
         if length < 0 or length > MAX_BODY:
             return self.app(environ, start_response)
+        if length and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            # Django does not read a GET's body; neither may the lane (a client that
+            # declares one and never sends it would hold the thread).
+            return self.app(environ, start_response)
         body = environ["wsgi.input"].read(length) if length else b""
         rid = _request_id(environ)
         signals.request_started.send(sender=self.__class__, environ=environ)

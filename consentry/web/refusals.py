@@ -1,5 +1,5 @@
-"""Django's own refusals (a malformed request, a failed CSRF check) in each endpoint's
-error shape: the Graph API's one shape under /v1/, RFC 6749 5.2 JSON on the OAuth
+"""Django's own refusals (a malformed request, a failed CSRF check) and its 500 in each
+endpoint's error shape: the Graph API's one shape under /v1/, RFC 6749 5.2 JSON on the OAuth
 back-channel endpoints and documents, a plain page elsewhere.
 
 Django's default 400 handler runs the CSRF check again (`requires_csrf_token`), which
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf as django_csrf
+from django.views import defaults
 
 from consentry.graph.errors import error_response
 
@@ -43,6 +44,19 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
         f"<p>{description}</p>",
         status=400,
     )
+
+
+SERVER_ERROR_DESCRIPTION = "The request could not be completed."
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the API's and the OAuth endpoints' JSON error, Django's page elsewhere.
+    (Django has logged the failure already, without request data in the message.)"""
+    if request.path.startswith("/v1"):
+        return error_response(500, "server_error")
+    if request.path.startswith(JSON_PATHS):
+        return _oauth_json(500, "server_error", SERVER_ERROR_DESCRIPTION)
+    return defaults.server_error(request)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
