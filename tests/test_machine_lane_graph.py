@@ -15,7 +15,8 @@ import pytest
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from consentry.graph import limits
@@ -31,6 +32,13 @@ pytestmark = pytest.mark.django_db
 
 BASIC = ["openid", "profile", "user_birthday"]
 FRIENDS = [*BASIC, "user_friends"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # People are made with passwords, hashed with argon2 in production: too slow for
+    # worlds built per test (the read path never checks a password).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def build_world(make_person: Any, friends: int = 5, **app: Any) -> dict[str, Any]:
@@ -361,7 +369,7 @@ PIECES = st.sampled_from(
 )
 
 
-@settings(
+@hypothesis_settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(PIECES, max_size=4), st.sampled_from(["/v1/me", "/v1/me/friends"]))
