@@ -410,3 +410,27 @@ def test_reads_from_many_threads_ledger_every_answer_in_a_verifiable_tree(make_p
     assert statuses == [200] * 24
     assert ledger_size() == before + 24
     assert verify_ledger().ok
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_me_reads_the_profile_with_the_token_unless_the_token_is_cached(world, settings, cached):
+    """Without a token cache the token's query also reads the requested profile columns
+    (one statement less); with one, the facts come from the cache and the read fetches
+    the profile itself. The same answer either way."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.TOKEN_CACHE_SECONDS = 60 if cached else 0
+    _inner, lane = learnt(world)
+    query = "fields=name,birthday,likes"
+    expected = graph(WSGIHandler(), "/v1/me", world["token"], query)
+    graph(lane, "/v1/me", world["token"], query)  # fills the cache when there is one
+    with CaptureQueriesContext(connection) as queries:
+        answer = graph(lane, "/v1/me", world["token"], query)
+    assert comparable(answer, world) == comparable(expected, world)
+    assert json.loads(answer[2])["data"]["name"] == "Ada Lane"
+    profile_reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "name"')
+    ]
+    token_reads = [q["sql"] for q in queries.captured_queries if "token_checksum" in q["sql"]]
+    assert len(profile_reads) == (1 if cached else 0)
+    assert len(token_reads) == (0 if cached else 1)

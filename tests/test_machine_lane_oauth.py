@@ -281,8 +281,8 @@ def test_a_userinfo_failure_after_its_disclosure_is_the_lane_s_own_500(
     userinfo(lane, world["token"])
     real = lane_module.userinfo_claims
 
-    def fails_after(facts: Any) -> Any:
-        real(facts)
+    def fails_after(*args: Any) -> Any:
+        real(*args)
         raise RuntimeError("after the disclosure")
 
     monkeypatch.setattr(lane_module, "userinfo_claims", fails_after)

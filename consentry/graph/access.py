@@ -65,7 +65,7 @@ from consentry.oauth.pairwise import (
     person_id_for,
     person_id_for_installer,
 )
-from consentry.oauth.tokens import usable_token_facts
+from consentry.oauth.tokens import usable_token_facts_with
 from consentry.oauth.validators import relay_address
 from consentry.ops import metrics
 from consentry.people.models import Friendship, Person, Post
@@ -97,9 +97,12 @@ class Caller:
     app: AppFacts
     viewer: ViewerFacts
     limits: limits.Limits
+    # The person's profile columns read with the token (access_caller_by_bearer's
+    # `profile`), by name; None when they were not (then a read fetches its own).
+    profile: dict[str, Any] | None = None
 
 
-def access_caller_by_bearer(raw: str) -> Caller | None:
+def access_caller_by_bearer(raw: str, profile: Sequence[str] = ()) -> Caller | None:
     """The caller behind a bearer token, or None when the token must be refused (401).
 
     None for an unknown, expired or revoked token, a token whose consent is revoked,
@@ -107,10 +110,16 @@ def access_caller_by_bearer(raw: str) -> Caller | None:
     development used by someone without a role on it, and a deactivated person
     (oauth.tokens.TokenFacts.usable). The release rule re-checks all of this per datum;
     refusing here gives a clear 401. The facts come from one lean query, or from Redis
-    without any database round trip (consentry.oauth.tokens).
+    without any database round trip (consentry.oauth.tokens). With `profile` (field
+    names), that query also reads the person's columns for those fields, which /v1/me
+    then need not fetch.
     """
-    facts = usable_token_facts(raw)
-    if facts is None or facts.consent_id is None:
+    columns = tuple(f for f in profile if f != ID_FIELD)
+    found = usable_token_facts_with(raw, columns)
+    if found is None:
+        return None
+    facts, values = found
+    if facts.consent_id is None:
         return None
     # usable() saw the consent: its columns are there.
     assert facts.consent_last_used_at is not None
@@ -145,6 +154,9 @@ def access_caller_by_bearer(raw: str) -> Caller | None:
             token_scope=facts.scopes,
         ),
         limits=limits.limits_for(facts.app_limits),
+        profile=None
+        if values is None
+        else dict(zip(columns, _decoded(columns, values), strict=True)),
     )
 
 
@@ -233,6 +245,12 @@ def _person_values(person_id: int, columns: Sequence[str]) -> tuple[Any, ...]:
         row = cursor.fetchone()
     if row is None:
         raise not_found()
+    return _decoded(columns, row)
+
+
+def _decoded(columns: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+    """Profile values as the API gives them: JSON columns decoded (SQLite hands back
+    their text)."""
     return tuple(
         json.loads(v) if c in _JSON_COLUMNS and isinstance(v, str) else v
         for c, v in zip(columns, row, strict=True)
@@ -243,7 +261,13 @@ def _self_body(caller: Caller, fields: tuple[str, ...]) -> tuple[dict[str, Any],
     requested = frozenset(fields)
     released = release(caller.app, caller.viewer, SubjectFacts(Relation.SELF), requested)
     columns = [f for f in fields if f in released and f != ID_FIELD]
-    values = _person_values(caller.person_id, columns) if columns else ()
+    read = caller.profile
+    if not columns:
+        values: tuple[Any, ...] = ()
+    elif read is not None and read.keys() >= set(columns):
+        values = tuple(read[c] for c in columns)  # read with the token
+    else:
+        values = _person_values(caller.person_id, columns)
     data: dict[str, Any] = {}
     if ID_FIELD in released:
         data[ID_FIELD] = app_scoped_ids(caller.app_id, [caller.person_id])[0]

@@ -80,7 +80,9 @@ def _query(environ: dict[str, Any], allowed: frozenset[str]) -> dict[str, str] |
     return params
 
 
-def _caller(environ: dict[str, Any], body: bytes) -> access.Caller | None:
+def _caller(
+    environ: dict[str, Any], body: bytes, profile: tuple[str, ...] = ()
+) -> access.Caller | None:
     """The caller of a plain GET, as the API's HttpBearer would authenticate it."""
     if environ.get("REQUEST_METHOD") != "GET" or body:
         return None
@@ -90,7 +92,7 @@ def _caller(environ: dict[str, Any], body: bytes) -> access.Caller | None:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw or " " in raw or CONTROL.search(raw):
         return None
-    return access.access_caller_by_bearer(raw)
+    return access.access_caller_by_bearer(raw, profile)
 
 
 def _fields(params: dict[str, str]) -> tuple[str, ...] | None:
@@ -154,11 +156,11 @@ def me(environ: dict[str, Any], body: bytes) -> bytes | None:
     params = _query(environ, ME_PARAMS)
     if params is None:
         return None
-    caller = _caller(environ, body)
-    if caller is None:
-        return None
     fields = _fields(params)
     if fields is None:
+        return None
+    caller = _caller(environ, body, profile=fields)  # the profile comes with the token
+    if caller is None:
         return None
     return _owned(environ, caller, lambda: access.read_me(caller, fields))
 

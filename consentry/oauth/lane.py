@@ -29,8 +29,8 @@ import orjson
 
 from consentry.oauth.clients import basic_client
 from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
-from consentry.oauth.tokens import usable_token_facts
-from consentry.oauth.views import introspection, userinfo_claims
+from consentry.oauth.tokens import usable_token_facts_with
+from consentry.oauth.views import CLAIM_COLUMNS, introspection, userinfo_claims
 from consentry.web.lane import Failed
 from consentry.web.refusals import SERVER_ERROR_DESCRIPTION
 
@@ -88,11 +88,11 @@ def userinfo(environ: dict[str, Any], body: bytes) -> bytes | None:
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw or CONTROL.search(header):
         return None
-    facts = usable_token_facts(raw)
-    if facts is None or "openid" not in facts.scopes:
+    found = usable_token_facts_with(raw, CLAIM_COLUMNS)
+    if found is None or "openid" not in found[0].scopes:
         return None
     try:
-        return orjson.dumps(userinfo_claims(facts))
+        return orjson.dumps(userinfo_claims(*found))
     except Exception as exc:
         # On PostgreSQL the claims' ledger entry commits by itself: the request is the
         # lane's, answered as Django's handler500 answers it, never read a second time.

@@ -101,7 +101,7 @@ class TokenFacts:
 # --- the one query -------------------------------------------------------------------
 
 
-def _sql() -> str:
+def _sql(profile: tuple[str, ...] = ()) -> str:
     from consentry.grants.models import Consent
 
     q = connection.ops.quote_name
@@ -114,7 +114,8 @@ def _sql() -> str:
         "a.limits, p.is_active, "
         f"EXISTS (SELECT 1 FROM {m} m WHERE m.application_id = t.application_id "
         "AND m.person_id = t.user_id), "
-        "c.permission_mask, c.email_choice, c.last_used_at, c.expires_at, c.revoked_at "
+        "c.permission_mask, c.email_choice, c.last_used_at, c.expires_at, c.revoked_at"
+        f"{''.join(f', p.{q(column)}' for column in profile)} "
         f"FROM {t} t JOIN {a} a ON a.id = t.application_id "
         f"JOIN {p} p ON p.id = t.user_id "
         f"LEFT JOIN {c} c ON c.id = t.consent_id "
@@ -122,7 +123,12 @@ def _sql() -> str:
     )
 
 
-_SQL: dict[str, str] = {}
+_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+# Person columns a caller may ask for with the token (graph.access: the profile fields).
+PROFILE_COLUMNS = frozenset(
+    {"name", "picture", "email", "email_verified_at", "birthday", "hometown",
+     "current_city", "relationship_status", "likes"}
+)  # fmt: skip
 
 
 def _aware(value: Any) -> datetime | None:
@@ -139,14 +145,32 @@ def _json(value: Any) -> Any:
 
 
 def _query(checksum: str) -> TokenFacts | None:
-    sql = _SQL.get(connection.vendor)
+    found = _query_with(checksum, ())
+    return None if found is None else found[0]
+
+
+def _query_with(
+    checksum: str, profile: tuple[str, ...]
+) -> tuple[TokenFacts, tuple[Any, ...]] | None:
+    """The token's facts and, from the same row, the person's `profile` columns."""
+    key = (connection.vendor, profile)
+    sql = _SQL.get(key)
     if sql is None:
-        sql = _SQL[connection.vendor] = _sql()
+        if not PROFILE_COLUMNS.issuperset(profile):
+            raise ValueError(f"not a profile column: {sorted(set(profile) - PROFILE_COLUMNS)}")
+        sql = _SQL[key] = _sql(profile)
     with prepared_cursor() as cursor:
         cursor.execute(sql, [checksum])
         row = cursor.fetchone()
     if row is None:
         return None
+    return _facts(row[:FACT_COLUMNS]), tuple(row[FACT_COLUMNS:])
+
+
+FACT_COLUMNS = 19
+
+
+def _facts(row: tuple[Any, ...]) -> TokenFacts:
     (token_id, app_id, person_id, consent_id, scope, expires, created, client_id, status,
      approved, agreement, limits, active, member, mask, email_choice, last_used,
      consent_expires, revoked) = row  # fmt: skip
@@ -271,6 +295,21 @@ def usable_token_facts(raw: str) -> TokenFacts | None:
     """The facts of `raw` when it may be used right now (TokenFacts.usable), else None."""
     facts = token_facts(raw)
     return facts if facts is not None and facts.usable() else None
+
+
+def usable_token_facts_with(
+    raw: str, profile: tuple[str, ...]
+) -> tuple[TokenFacts, tuple[Any, ...] | None] | None:
+    """usable_token_facts(raw), and the person's `profile` columns read by the same
+    query (one round trip less for a read that needs them), or None for them when the
+    facts come from the token cache without a query, or no column is asked for."""
+    if not profile or cache_seconds() > 0 or not raw or len(raw) > MAX_TOKEN_LENGTH:
+        facts = usable_token_facts(raw)
+        return None if facts is None else (facts, None)
+    found = _query_with(token_checksum(raw), profile)
+    if found is None or not found[0].usable():
+        return None
+    return found
 
 
 def access_token_for(raw: str) -> AccessToken | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -50,7 +50,7 @@ from consentry.oauth.consent import ConsentPlan, plan_consent
 from consentry.oauth.models import Application
 from consentry.oauth.pairwise import app_scoped_id
 from consentry.oauth.throttle import ClientAuthThrottled
-from consentry.oauth.tokens import TokenFacts, usable_token_facts
+from consentry.oauth.tokens import TokenFacts, usable_token_facts, usable_token_facts_with
 from consentry.oauth.validators import (
     CLAIM_FIELD,
     ENDPOINT_USERINFO,
@@ -521,22 +521,28 @@ class UserInfoView(View):
             response = JsonResponse({"error": "invalid_request"}, status=401)
             response["WWW-Authenticate"] = "Bearer"
             return response
-        facts = usable_token_facts(raw.strip())
-        if facts is None:
+        found = usable_token_facts_with(raw.strip(), CLAIM_COLUMNS)
+        if found is None:
             return _bearer_error(401, "invalid_token", "The access token is not valid.")
+        facts, columns = found
         scopes = facts.scopes
         if "openid" not in scopes:
             return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
-        claims = userinfo_claims(facts)
+        claims = userinfo_claims(facts, columns)
         response = JsonResponse(claims)
         response["Cache-Control"] = "no-store"
         response["Access-Control-Allow-Origin"] = "*"
         return response
 
 
-def userinfo_claims(facts: TokenFacts) -> dict[str, Any]:
+CLAIM_COLUMNS = ("name", "picture", "email", "email_verified_at")
+
+
+def userinfo_claims(facts: TokenFacts, columns: Sequence[Any] | None = None) -> dict[str, Any]:
     """The UserInfo claims for a usable token with the openid scope, ledgered before
-    they are returned (docs/rules.md): the view's and the machine lane's answer."""
+    they are returned (docs/rules.md): the view's and the machine lane's answer.
+    `columns` are the person's CLAIM_COLUMNS when read with the token
+    (tokens.usable_token_facts_with), else they are read here."""
     scopes = facts.scopes
     claims: dict[str, Any] = {"sub": app_scoped_id(facts.app_id, facts.person_id)}
     wanted = [
@@ -549,7 +555,9 @@ def userinfo_claims(facts: TokenFacts) -> dict[str, Any]:
     alone = connection.vendor == "postgresql"
     with contextlib.nullcontext() if alone else transaction.atomic():
         if wanted:
-            name, picture, email, verified_at = _claim_columns(facts.person_id)
+            name, picture, email, verified_at = (
+                _claim_columns(facts.person_id) if columns is None else columns
+            )
             if facts.email_choice == "relay":
                 email = relay_address(facts.app_id, facts.person_id)
             values = {
