@@ -40,10 +40,10 @@ import orjson
 from consentry.detection import hook as detection
 from consentry.graph import access
 from consentry.graph.cursor import MAX_CURSOR_LENGTH, decode_cursor
-from consentry.graph.errors import MESSAGES, GraphError
+from consentry.graph.errors import GraphError, error_response
 from consentry.graph.limits import RateLimited
 from consentry.graph.release import may_list_friends
-from consentry.oauth.edge import CONTROL
+from consentry.oauth.edge import CONTROL, bad_value
 from consentry.ops import metrics
 from consentry.web.lane import Failed
 
@@ -61,7 +61,8 @@ FIELDS_MAX = 200  # graph.api.FIELDS' max_length
 
 def _query(environ: dict[str, Any], allowed: frozenset[str]) -> dict[str, str] | None:
     """The query parameters as Django's QueryDict reads them, or None when there is one
-    the view would refuse or read differently: unknown, repeated, blank, not ASCII."""
+    the view would refuse or read differently: unknown, repeated, blank, not ASCII (the
+    OAuth edge's rules, consentry.oauth.edge.bad_value, and more)."""
     raw = str(environ.get("QUERY_STRING", ""))
     if not raw:
         return {}
@@ -71,22 +72,21 @@ def _query(environ: dict[str, Any], allowed: frozenset[str]) -> dict[str, str] |
         pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=len(allowed))
     except ValueError:  # more parameters than the endpoint has
         return None
+    if bad_value(pairs) is not None:  # repeated, control characters, too long
+        return None
     params = dict(pairs)
-    if len(params) != len(pairs) or not params.keys() <= allowed:
+    if not params.keys() <= allowed:
         return None
     for value in params.values():
-        if not value or not value.isascii() or CONTROL.search(value) or value != value.strip():
+        if not value or not value.isascii() or value != value.strip():
             return None
     return params
 
 
-def _caller(
-    environ: dict[str, Any], body: bytes, profile: tuple[str, ...] = ()
-) -> access.Caller | None:
-    """The caller of a plain GET, as the API's HttpBearer would authenticate it."""
-    if environ.get("REQUEST_METHOD") != "GET" or body:
-        return None
-    if environ.get("CONTENT_LENGTH", "") not in ("", "0"):
+def _caller(environ: dict[str, Any], profile: tuple[str, ...] = ()) -> access.Caller | None:
+    """The caller of a GET, as the API's HttpBearer would authenticate it. (A GET that
+    declares a body never gets here: web.lane hands it to Django unread.)"""
+    if environ.get("REQUEST_METHOD") != "GET":
         return None
     header = str(environ.get("HTTP_AUTHORIZATION", ""))
     scheme, _, raw = header.partition(" ")
@@ -141,15 +141,10 @@ def _owned(
         _fail(exc)
 
 
-SERVER_ERROR = orjson.dumps(
-    {"error": {"code": "server_error", "message": MESSAGES[500], "status": 500}}
-)
-
-
 def _fail(exc: Exception) -> NoReturn:
     """Answer the view's 500 from the lane (graph.api._server_error logs the same)."""
     logger.error("graph request failed: %s", type(exc).__name__, exc_info=exc)
-    raise Failed("500 Internal Server Error", SERVER_ERROR) from exc
+    raise Failed("500 Internal Server Error", error_response(500, "server_error").content) from exc
 
 
 def me(environ: dict[str, Any], body: bytes) -> bytes | None:
@@ -159,7 +154,7 @@ def me(environ: dict[str, Any], body: bytes) -> bytes | None:
     fields = _fields(params)
     if fields is None:
         return None
-    caller = _caller(environ, body, profile=fields)  # the profile comes with the token
+    caller = _caller(environ, profile=fields)  # the profile comes with the token
     if caller is None:
         return None
     return _owned(environ, caller, lambda: access.read_me(caller, fields))
@@ -175,7 +170,7 @@ def friends(environ: dict[str, Any], body: bytes) -> bytes | None:
     after = params.get("after")
     if after is not None and len(after) > MAX_CURSOR_LENGTH:
         return None
-    caller = _caller(environ, body)
+    caller = _caller(environ)
     if caller is None or not may_list_friends(caller.app, caller.viewer):
         return None
     if (

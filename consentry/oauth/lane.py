@@ -32,12 +32,9 @@ from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
 from consentry.oauth.tokens import usable_token_facts_with
 from consentry.oauth.views import CLAIM_COLUMNS, introspection, userinfo_claims
 from consentry.web.lane import Failed
-from consentry.web.refusals import SERVER_ERROR_DESCRIPTION
+from consentry.web.refusals import oauth_server_error
 
 logger = logging.getLogger("consentry.oauth")
-SERVER_ERROR = orjson.dumps(
-    {"error": "server_error", "error_description": SERVER_ERROR_DESCRIPTION}
-)
 
 FORM_TYPES = frozenset(
     {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8"}
@@ -97,4 +94,4 @@ def userinfo(environ: dict[str, Any], body: bytes) -> bytes | None:
         # On PostgreSQL the claims' ledger entry commits by itself: the request is the
         # lane's, answered as Django's handler500 answers it, never read a second time.
         logger.error("userinfo failed: %s", type(exc).__name__, exc_info=exc)
-        raise Failed("500 Internal Server Error", SERVER_ERROR) from exc
+        raise Failed("500 Internal Server Error", oauth_server_error().content) from exc

@@ -46,7 +46,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     )
 
 
-SERVER_ERROR_DESCRIPTION = "The request could not be completed."
+def oauth_server_error() -> HttpResponse:
+    """The OAuth endpoints' 500 (RFC 6749 5.2 shape): handler500's, and the machine
+    lane's when a UserInfo answer fails after its disclosure."""
+    return _oauth_json(500, "server_error", "The request could not be completed.")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -55,7 +58,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/v1"):
         return error_response(500, "server_error")
     if request.path.startswith(JSON_PATHS):
-        return _oauth_json(500, "server_error", SERVER_ERROR_DESCRIPTION)
+        return oauth_server_error()
     return defaults.server_error(request)
 
 
