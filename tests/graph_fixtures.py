@@ -6,6 +6,7 @@ the endpoint tests get their tokens from tests/oauth_flow.py)."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,14 @@ from consentry.oauth.models import AccessToken, Application
 def get(client: Client, path: str, token: str | None, **params: Any) -> Any:
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token is not None else {}
     return client.get(path, params, **headers)
+
+
+def wait_for_fresh_minute(margin: float = 5.0) -> None:
+    """Rate limits count in fixed minute windows: start well inside one, so that the
+    requests a test counts fall in the same window."""
+    left = 60 - time.time() % 60
+    if left < margin:
+        time.sleep(left + 0.5)
 
 
 def ledger_size() -> int:

@@ -26,7 +26,7 @@ from consentry.oauth.validators import relay_address
 from consentry.people.actions import do_add_friendship
 from consentry.people.fields import FIELD_BIT
 from consentry.people.models import Post
-from tests.graph_fixtures import get, ledger_size, newest_entry
+from tests.graph_fixtures import get, ledger_size, newest_entry, wait_for_fresh_minute
 from tests.oauth_flow import make_app, obtain_token
 
 BASIC = ["openid", "profile"]
@@ -443,6 +443,7 @@ def test_token_rate_limit_is_429_with_retry_after(make_person, settings):
     settings.GRAPH_RATE_TOKEN_PER_MINUTE = 2
     app, _ = make_app()
     raw = token(make_person(), app, BASIC)
+    wait_for_fresh_minute()
     assert [get(Client(), "/v1/me", raw).status_code for _ in range(2)] == [200, 200]
     before = ledger_size()
     response = get(Client(), "/v1/me", raw)
@@ -456,6 +457,7 @@ def test_app_rate_limit_override_counts_all_tokens_of_the_app(make_person):
     app.limits = {"requests_per_minute": 3}
     app.save(update_fields=["limits"])
     tokens = [token(make_person(), app, BASIC) for _ in range(2)]
+    wait_for_fresh_minute()
     codes = [get(Client(), "/v1/me", tokens[i % 2]).status_code for i in range(4)]
     assert codes == [200, 200, 200, 429]
 

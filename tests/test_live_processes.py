@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.graph_fixtures import wait_for_fresh_minute
 from tests.live_servers import (
     Server,
     base_env,
@@ -23,13 +24,6 @@ from tests.live_servers import (
     scratch_database,
     setup_world,
 )
-
-
-def _wait_for_fresh_minute(margin: float = 8.0) -> None:
-    """Rate limits count in fixed minute windows: start well inside one."""
-    left = 60 - time.time() % 60
-    if left < margin:
-        time.sleep(left + 0.5)
 
 
 def me(server: Server, token: str) -> httpx.Response:
@@ -61,7 +55,7 @@ def test_two_processes_share_revocations_and_rate_limits(tmp_path: Path) -> None
             assert after.json()["error"]["code"] == "invalid_token"
             assert me(b, token).status_code == 401
             # Six requests a minute for a token, counted across both processes.
-            _wait_for_fresh_minute()
+            wait_for_fresh_minute(8.0)
             statuses = [me(server, limited).status_code for server in (a, b, a, b, a, b)]
             assert statuses == [200] * 6
             refused = me(a, limited)
