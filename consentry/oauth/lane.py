@@ -1,4 +1,5 @@
-"""Token introspection and UserInfo on the machine lane (consentry.web.lane).
+"""Token introspection, UserInfo and the refresh grant on the machine lane
+(consentry.web.lane).
 
 Resource servers call these two endpoints for every request they serve, so Django's
 handler and middleware -- more than the answer itself costs (issue "Performance") -- are
@@ -16,20 +17,28 @@ The lane takes a request only when it is what a well-behaved client sends:
   (consentry.oauth.edge's rules), and HTTP Basic credentials that consentry.oauth.clients
   plainly accepts;
 - for UserInfo a GET, or a POST without a body, with a bearer token in the Authorization
-  header that is usable and carries the `openid` scope.
+  header that is usable and carries the `openid` scope;
+- for the token endpoint a form of exactly `grant_type=refresh_token` and a
+  `refresh_token` of token characters, with Basic credentials as for introspection; what
+  the refresh then needs is consentry.oauth.rotation's to decide.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from django.core.handlers.wsgi import WSGIRequest
+from oauth2_provider.settings import oauth2_settings
 
 from consentry.oauth.clients import basic_client
 from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
-from consentry.oauth.tokens import usable_token_facts_with
+from consentry.oauth.rotation import rotate
+from consentry.oauth.tokens import MAX_TOKEN_LENGTH, usable_token_facts_with
 from consentry.oauth.views import CLAIM_COLUMNS, introspection, userinfo_claims
 from consentry.web.lane import Failed
 from consentry.web.refusals import oauth_server_error
@@ -40,6 +49,9 @@ FORM_TYPES = frozenset(
     {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8"}
 )
 INTROSPECTION_FIELDS = frozenset({"token", "token_type_hint"})
+REFRESH_FIELDS = frozenset({"grant_type", "refresh_token"})
+# What oauthlib's generate_token and the usual token generators produce (RFC 6749 A.17).
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 def _form(environ: dict[str, Any], body: bytes) -> dict[str, str] | None:
@@ -73,6 +85,36 @@ def introspect(environ: dict[str, Any], body: bytes) -> bytes | None:
     if client is None:
         return None
     return orjson.dumps(introspection(client.pk, client.client_id, form.get("token", "")))
+
+
+def refresh(environ: dict[str, Any], body: bytes) -> bytes | None:
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
+        return None
+    try:
+        form = _form(environ, body)
+    except ValueError:  # more fields than max_num_fields
+        return None
+    if form is None or form.keys() != REFRESH_FIELDS or form["grant_type"] != "refresh_token":
+        return None
+    raw = form["refresh_token"]
+    if len(raw) > MAX_TOKEN_LENGTH or not TOKEN_CHARACTERS.fullmatch(raw):
+        return None
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if basic_credentials_problem(header) is not None:
+        return None
+    client = basic_client(header, str(environ.get("REMOTE_ADDR", "")))
+    if client is None:
+        return None
+    return rotate(client, raw, _issuer(environ))
+
+
+def _issuer(environ: dict[str, Any]) -> str:
+    """The ID token's `iss`, as django-oauth-toolkit derives it: the setting, or (in
+    development) the request's own address."""
+    if oauth2_settings.OIDC_ISS_ENDPOINT:
+        return str(oauth2_settings.OIDC_ISS_ENDPOINT)
+    request = WSGIRequest({**environ, "wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0"})
+    return str(oauth2_settings.oidc_issuer(request))
 
 
 def userinfo(environ: dict[str, Any], body: bytes) -> bytes | None:

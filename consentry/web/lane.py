@@ -95,6 +95,7 @@ def _handlers() -> dict[str, Handler]:
     return {
         "/oauth/introspect/": oauth_lane.introspect,
         "/oauth/userinfo/": oauth_lane.userinfo,
+        "/oauth/token/": oauth_lane.refresh,
         "/v1/me": graph_lane.me,
         "/v1/me/friends": graph_lane.friends,
     }
