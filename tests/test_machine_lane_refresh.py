@@ -403,3 +403,63 @@ def test_concurrent_refreshes_with_one_token_issue_once_and_revoke_the_family(ma
         assert not RefreshToken.objects.filter(token_family=family, revoked=None).exists()
         assert refresh(lane, w, body(won[0])["refresh_token"])[0] == 400
     assert verify_ledger().ok
+
+
+def _rows(consent: Consent, rt: RefreshToken, openid: bool) -> tuple[Any, Any, Any]:
+    now = timezone.now()
+    ids = {"user_id": consent.person_id, "application_id": consent.application_id}
+    id_row = {**ids, "jti": uuid.uuid4(), "expires": now, "scope": "openid", "created": now,
+              "updated": now} if openid else None  # fmt: skip
+    at_row = {**ids, "source_refresh_token_id": rt.pk, "token": "",
+              "token_checksum": token_checksum(uuid.uuid4().hex), "expires": now,
+              "scope": "openid", "resource": [], "created": now, "updated": now,
+              "consent_id": consent.pk}  # fmt: skip
+    rt_row = {**ids, "token": "", "token_checksum": token_checksum(uuid.uuid4().hex),
+              "token_family": rt.token_family, "resource": [], "created": now,
+              "updated": now, "revoked": None, "consent_id": consent.pk}  # fmt: skip
+    return id_row, at_row, rt_row
+
+
+@pytest.mark.parametrize("openid", [True, False])
+def test_a_claim_that_loses_writes_nothing(world, openid):
+    """The rotation's writes (one WITH statement on PostgreSQL, six on SQLite) spend the
+    refresh token once: run again for the same, now revoked, token they insert nothing --
+    and meet no unique constraint (the new access token's source_refresh_token)."""
+    raw = refresh_token_of(world["consent"], SCOPES)
+    rt = RefreshToken.objects.get(token_checksum=token_checksum(raw))
+    write = rotation._write_in_one if connection.vendor == "postgresql" else rotation._write
+
+    def counts() -> tuple[int, int, int]:
+        return (AccessToken.objects.count(), RefreshToken.objects.count(),
+                IDToken.objects.count())  # fmt: skip
+
+    before = counts()
+    with connection.cursor() as cursor:
+        first = _rows(world["consent"], rt, openid)
+        assert write(cursor, timezone.now(), rt.pk, rt.access_token_id, *first)
+        spent = counts()
+        assert spent == (before[0], before[1] + 1, before[2] + openid)  # one deleted, one new
+        assert not write(cursor, timezone.now(), rt.pk, rt.access_token_id, *_rows(
+            world["consent"], rt, openid))  # fmt: skip
+        assert counts() == spent
+    rt.refresh_from_db()
+    assert rt.revoked is not None
+    assert rt.access_token_id is None
+    new = AccessToken.objects.get(token_checksum=first[1]["token_checksum"])
+    assert new.source_refresh_token_id == rt.pk
+    assert (new.id_token_id is not None) == openid
+    assert RefreshToken.objects.get(token_checksum=first[2]["token_checksum"]).access_token == new
+
+
+def test_new_tokens_are_oauthlibs_alphabet_and_length_and_all_different():
+    from oauthlib.common import UNICODE_ASCII_CHARACTER_SET
+
+    tokens = [rotation.new_token() for _ in range(2000)]
+    assert len(set(tokens)) == len(tokens)
+    assert {len(t) for t in tokens} == {30}
+    seen = set("".join(tokens))
+    assert seen == set(UNICODE_ASCII_CHARACTER_SET)  # every symbol, and only those
+    # No symbol favoured (248 = 4 x 62 bytes kept): each near 60,000 / 62 = 968.
+    counts = [sum(t.count(c) for t in tokens) for c in UNICODE_ASCII_CHARACTER_SET]
+    assert max(counts) < 1200
+    assert min(counts) > 750

@@ -67,9 +67,9 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
-def basic_client(header: str, address: str) -> Client | None:
-    """The confidential client these Basic credentials plainly authenticate, or None for
-    "let the validator decide" (see the module docstring)."""
+def plain_credentials(header: str, address: str) -> tuple[str, str] | None:
+    """The (client id, secret) of these Basic credentials when the fast check may decide
+    them: well formed, and no failure of the pair on record (the throttle's cache read)."""
     credentials = basic_credentials(header)
     if credentials is None:
         return None
@@ -79,18 +79,36 @@ def basic_client(header: str, address: str) -> Client | None:
     _wait, failed_before = throttle.check(client_id, address)
     if failed_before:  # a delay, or failures a success must clear: the validator's job
         return None
+    return client_id, secret
+
+
+def plainly_authenticates(
+    secret: str, client_type: str, stored: str, status: str, source: str
+) -> bool:
+    """Whether `secret` authenticates the client of this application row (its
+    client_type, client_secret, status and registration_source) without the validator."""
+    return (
+        client_type == Application.CLIENT_CONFIDENTIAL
+        and status in USABLE
+        and source == Application.RegistrationSource.MANUAL
+        and stored.startswith(ALGORITHM + "$")
+        and ClientSecretHasher().verify(secret, stored)
+    )
+
+
+def basic_client(header: str, address: str) -> Client | None:
+    """The confidential client these Basic credentials plainly authenticate, or None for
+    "let the validator decide" (see the module docstring)."""
+    credentials = plain_credentials(header, address)
+    if credentials is None:
+        return None
+    client_id, secret = credentials
     with prepared_cursor() as cursor:
         cursor.execute(_sql(connection.vendor), [client_id])
         rows = cursor.fetchmany(2)
     if len(rows) != 1:
         return None
     pk, client_type, stored, status, source = rows[0]
-    if (
-        client_type != Application.CLIENT_CONFIDENTIAL
-        or status not in USABLE
-        or source != Application.RegistrationSource.MANUAL
-        or not stored.startswith(ALGORITHM + "$")
-        or not ClientSecretHasher().verify(secret, stored)
-    ):
+    if not plainly_authenticates(secret, client_type, stored, status, source):
         return None
     return Client(pk=int(pk), client_id=client_id)

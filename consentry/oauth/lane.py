@@ -35,7 +35,7 @@ import orjson
 from django.core.handlers.wsgi import WSGIRequest
 from oauth2_provider.settings import oauth2_settings
 
-from consentry.oauth.clients import basic_client
+from consentry.oauth.clients import basic_client, plain_credentials
 from consentry.oauth.edge import CONTROL, bad_value, basic_credentials_problem
 from consentry.oauth.rotation import rotate
 from consentry.oauth.tokens import MAX_TOKEN_LENGTH, usable_token_facts_with
@@ -102,10 +102,10 @@ def refresh(environ: dict[str, Any], body: bytes) -> bytes | None:
     header = str(environ.get("HTTP_AUTHORIZATION", ""))
     if basic_credentials_problem(header) is not None:
         return None
-    client = basic_client(header, str(environ.get("REMOTE_ADDR", "")))
-    if client is None:
+    credentials = plain_credentials(header, str(environ.get("REMOTE_ADDR", "")))
+    if credentials is None:
         return None
-    return rotate(client, raw, _issuer(environ))
+    return rotate(credentials, raw, _issuer(environ))
 
 
 def _issuer(environ: dict[str, Any]) -> str:
