@@ -126,18 +126,27 @@ def _insert_sql(model: type[Model], columns: tuple[str, ...], vendor: str) -> st
     )
 
 
-# Columns whose Python values (str, int, None) go to the driver as they are; the rest
-# (timestamps, UUIDs, JSON) are converted by their field, as the ORM does.
+# Columns whose Python values (str, int, None) go to the driver as they are, and
+# timestamps (always aware ones here), which go as the backend adapts them; the rest
+# (UUIDs, JSON) are converted by their field, as the ORM does.
 _AS_IS = frozenset({"CharField", "TextField", "ForeignKey", "IntegerField", "BigIntegerField"})
+
+
+def _timestamp(value: datetime | None, conn: Any) -> Any:
+    return conn.ops.adapt_datetimefield_value(value)
 
 
 @functools.cache
 def _converters(model: type[Model], columns: tuple[str, ...]) -> tuple[Any, ...]:
     fields = {f.column: f for f in model._meta.concrete_fields}
-    return tuple(
-        None if fields[c].get_internal_type() in _AS_IS else fields[c].get_db_prep_save
-        for c in columns
-    )
+
+    def converter(field: Any) -> Any:
+        kind = field.get_internal_type()
+        if kind in _AS_IS:
+            return None
+        return _timestamp if kind == "DateTimeField" else field.get_db_prep_save
+
+    return tuple(converter(fields[c]) for c in columns)
 
 
 def _prepared_values(model: type[Model], values: Row) -> list[Any]:
