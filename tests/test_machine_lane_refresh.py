@@ -463,3 +463,38 @@ def test_new_tokens_are_oauthlibs_alphabet_and_length_and_all_different():
     counts = [sum(t.count(c) for t in tokens) for c in UNICODE_ASCII_CHARACTER_SET]
     assert max(counts) < 1200
     assert min(counts) > 750
+
+
+@pytest.mark.parametrize(
+    ("content_type", "lane_answers"),
+    [
+        ("application/x-www-form-urlencoded;charset=UTF-8", True),  # Authlib's
+        ("application/x-www-form-urlencoded; charset=utf-8", True),
+        ('Application/X-WWW-Form-URLEncoded ; CHARSET="utf-8"', True),
+        ("application/x-www-form-urlencoded; charset=latin-1", False),
+        ("application/x-www-form-urlencoded; boundary=x", False),
+        ("application/x-www-form-urlencodedx", False),
+        ("multipart/form-data; boundary=x", False),
+        ("", False),
+    ],
+)
+def test_the_form_may_name_its_utf8_charset_as_clients_do(world, content_type, lane_answers):
+    """Django reads the Content-Type with its parameters; so does the lane, which takes
+    only a form in UTF-8 and leaves every other type to Django."""
+    inner, lane = learnt(world)
+    raw = refresh_token_of(world["consent"], SCOPES)
+    answer = call(
+        lane,
+        "/oauth/token/",
+        "POST",
+        f"grant_type=refresh_token&refresh_token={raw}".encode(),
+        content_type=content_type,
+        headers={"Authorization": basic_auth(world["app"].client_id, world["secret"])},
+    )
+    assert inner.calls == (1 if lane_answers else 2)
+    if lane_answers:
+        assert answer[0] == 200
+        assert (
+            issued(answer)["refresh"].token_family
+            == RefreshToken.objects.get(token_checksum=token_checksum(raw)).token_family
+        )

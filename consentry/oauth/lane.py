@@ -25,6 +25,7 @@ The lane takes a request only when it is what a well-behaved client sends:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from django.core.handlers.wsgi import WSGIRequest
+from django.utils.http import parse_header_parameters
 from oauth2_provider.settings import oauth2_settings
 
 from consentry.oauth.clients import basic_client, plain_credentials
@@ -45,19 +47,28 @@ from consentry.web.refusals import oauth_server_error
 
 logger = logging.getLogger("consentry.oauth")
 
-FORM_TYPES = frozenset(
-    {"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8"}
-)
+FORM_TYPE = "application/x-www-form-urlencoded"
 INTROSPECTION_FIELDS = frozenset({"token", "token_type_hint"})
 REFRESH_FIELDS = frozenset({"grant_type", "refresh_token"})
 # What oauthlib's generate_token and the usual token generators produce (RFC 6749 A.17).
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
+@functools.lru_cache(maxsize=64)
+def _plain_form_type(content_type: str) -> bool:
+    """A form in UTF-8 as Django reads the header: the media type, and no parameter but
+    `charset=utf-8` (any case, spacing or quoting: `;charset=UTF-8` is what Authlib and
+    others send)."""
+    media, params = parse_header_parameters(content_type)
+    return media == FORM_TYPE and all(
+        k == "charset" and v.lower() == "utf-8" for k, v in params.items()
+    )
+
+
 def _form(environ: dict[str, Any], body: bytes) -> dict[str, str] | None:
     """The body's parameters as Django's QueryDict reads them, or None when the body is
     anything but a small, clean form."""
-    if str(environ.get("CONTENT_TYPE", "")).lower() not in FORM_TYPES:
+    if not _plain_form_type(str(environ.get("CONTENT_TYPE", ""))):
         return None
     try:
         text = body.decode("ascii")
