@@ -34,9 +34,12 @@ SCOPES = ["openid", "profile", "email", "user_birthday"]
 FORM = "application/x-www-form-urlencoded"
 
 
-def refresh_token_of(consent: Consent, scope: list[str], **extra: Any) -> str:
-    """A refresh token with its access token, as a code exchange leaves them."""
-    raw = uuid.uuid4().hex
+def refresh_token_of(
+    consent: Consent, scope: list[str], raw: str | None = None, **extra: Any
+) -> str:
+    """A refresh token (`raw`, by default random hex) with its access token, as a code
+    exchange leaves them."""
+    raw = raw or uuid.uuid4().hex
     access = AccessToken.objects.create(
         user_id=consent.person_id,
         application_id=consent.application_id,

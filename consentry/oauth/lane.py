@@ -33,7 +33,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from django.core.handlers.wsgi import WSGIRequest
+from django.core.handlers.wsgi import WSGIRequest, get_script_name
+from django.urls import set_script_prefix
 from django.utils.http import parse_header_parameters
 from oauth2_provider.settings import oauth2_settings
 
@@ -110,6 +111,8 @@ def refresh(environ: dict[str, Any], body: bytes) -> bytes | None:
     raw = form["refresh_token"]
     if len(raw) > MAX_TOKEN_LENGTH or not TOKEN_CHARACTERS.fullmatch(raw):
         return None
+    if environ.get("HTTP_ORIGIN"):  # a browser's: Django adds the app's CORS header
+        return None
     header = str(environ.get("HTTP_AUTHORIZATION", ""))
     if basic_credentials_problem(header) is not None:
         return None
@@ -124,6 +127,9 @@ def _issuer(environ: dict[str, Any]) -> str:
     development) the request's own address."""
     if oauth2_settings.OIDC_ISS_ENDPOINT:
         return str(oauth2_settings.OIDC_ISS_ENDPOINT)
+    # reverse() inside reads the thread's script prefix, which Django's handler sets from
+    # each request it serves: set it from this one's SCRIPT_NAME, as Django would.
+    set_script_prefix(get_script_name(environ))
     request = WSGIRequest({**environ, "wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0"})
     return str(oauth2_settings.oidc_issuer(request))
 

@@ -97,8 +97,12 @@ def _facts_sql(vendor: str) -> str:
         "c.id, c.permission_mask, c.email_choice, c.last_used_at, c.expires_at, c.revoked_at "
         f"FROM {r} r JOIN {t} t ON t.id = r.access_token_id "
         f"JOIN {a} a ON a.id = r.application_id JOIN {p} p ON p.id = r.user_id "
-        f"LEFT JOIN {c} c ON c.person_id = r.user_id AND c.application_id = r.application_id "
+        f"JOIN {c} c ON c.person_id = r.user_id AND c.application_id = r.application_id "
         "WHERE r.token_checksum = %s AND r.revoked IS NULL AND a.client_id = %s"
+        # The consent is locked first, as its revocation locks it (then the tokens): in the
+        # other order a revocation racing a refresh deadlocked (PostgreSQL; SQLite has one
+        # writer). KEY SHARE is what the new tokens' foreign keys would take at commit.
+        + (" FOR KEY SHARE OF c" if vendor == "postgresql" else "")
     )
 
 
@@ -313,6 +317,8 @@ def _rotate(credentials: tuple[str, str], raw: str, issuer: str) -> bytes:
         expire_delta = refresh_token_expire_timedelta()
         active = set(mask_to_permissions(mask or 0))
         original = original_scope.split()
+        if original != original_scope.strip().split(" "):
+            raise _HandOver  # oauthlib splits on single spaces only: its reading decides
         scopes = [s for s in original if s in active]
         openid = "openid" in original
         if not plainly_authenticates(secret, client_type, stored_secret, status, source):

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from oauth2_provider import cimd
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -150,6 +150,23 @@ def _application_sql() -> str:
 
     q = connection.ops.quote_name
     return f"SELECT * FROM {q(Application._meta.db_table)} WHERE client_id = %s"  # noqa: S608
+
+
+def _hold_consent(person_id: int, app_id: int) -> None:
+    """Lock the (person, app) consent row against its revocation before the refresh token
+    (PostgreSQL, KEY SHARE: what the new tokens' foreign keys take at commit anyway).
+    Revocation locks the consent and then the tokens; a refresh that locked the token
+    first and the consent at commit deadlocked against it, and PostgreSQL aborted one of
+    the two (a person's revocation failed). SQLite has one writer: nothing to order."""
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Consent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE person_id = %s AND application_id = %s "  # noqa: S608
+            "FOR KEY SHARE",
+            [person_id, app_id],
+        )
 
 
 class ConsentryValidator(OAuth2Validator):
@@ -398,6 +415,7 @@ class ConsentryValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *a):
             return False
         rt = request.refresh_token_instance
+        _hold_consent(rt.user_id, client.pk)
         # Spend it once: lock the row (TokenView.post is one transaction) and look again.
         # A concurrent refresh with the same token that rotated it first has revoked it by
         # the time the lock is ours; that is reuse, and reuse revokes the family (RFC 9700

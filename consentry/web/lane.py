@@ -87,6 +87,20 @@ class Failed(Exception):
         self.body = body
 
 
+# The methods whose 200 may teach the lane a path's response headers: those it answers
+# itself. (Django answers OPTIONS /oauth/token/ with 200 and an HTML content type; learnt,
+# those headers went out with every token response after it.)
+LEARN_FROM = {"/oauth/token/": "POST", "/oauth/introspect/": "POST"}
+
+
+def _learnable(path: str, environ: dict[str, Any]) -> bool:
+    """Whether Django's answer to this request shows the headers of the lane's answers:
+    the method the lane answers, and no Origin (a browser's request gets a per-request
+    CORS header on the token endpoint, which must not be replayed to anyone else)."""
+    method = environ.get("REQUEST_METHOD")
+    return method == LEARN_FROM.get(path, "GET") and not environ.get("HTTP_ORIGIN")
+
+
 @functools.cache
 def _handlers() -> dict[str, Handler]:
     from consentry.graph import lane as graph_lane
@@ -140,6 +154,8 @@ class MachineLane:
         key = (path, *(str(environ.get(name, "")) for name in _site_keys()))
         headers = self.learnt.get(key)
         if headers is None:
+            if not _learnable(path, environ):
+                return self.app(environ, start_response)
             return self._learn(key, environ, start_response)
         start = time.perf_counter()
         try:
