@@ -113,23 +113,7 @@ def form(raw: str) -> bytes:
 def custom_token(consent: Consent, raw: str, scope: str) -> str:
     """A refresh token whose value is `raw` (any token characters), with its access
     token carrying `scope` exactly as given."""
-    access = AccessToken.objects.create(
-        user_id=consent.person_id,
-        application_id=consent.application_id,
-        consent=consent,
-        token=uuid.uuid4().hex,
-        scope=scope,
-        expires=timezone.now() + timedelta(hours=1),
-    )
-    RefreshToken.objects.create(
-        user_id=consent.person_id,
-        application_id=consent.application_id,
-        consent=consent,
-        token=raw,
-        access_token=access,
-        token_family=uuid.uuid4(),
-    )
-    return raw
+    return refresh_token_of(consent, [scope], raw=raw)
 
 
 VARYING = {"iat", "exp", "jti", "at_hash"}
