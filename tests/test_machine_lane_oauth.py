@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 import pytest
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from consentry.ledger.api import ledger_size, read_entry
 from consentry.oauth import clients, throttle, views
@@ -303,3 +305,22 @@ def test_a_userinfo_failure_after_its_disclosure_is_the_lane_s_own_500(
         )
     )
     assert answer[1]["Cache-Control"] == django[1]["Cache-Control"] == "no-store"
+
+
+def test_one_statement_authenticates_and_reads_and_leaves_the_rest_to_django(world):
+    """Without the token cache the lane reads the client and the token in one statement;
+    a client it cannot plainly accept (unknown, suspended, another app's secret) is
+    Django's to refuse, whatever the token."""
+    inner = Counting()
+    lane = MachineLane(inner)
+    introspect(lane, world)
+    with CaptureQueriesContext(connection) as queries:
+        assert body(introspect(lane, world))["active"] is True
+    assert inner.calls == 1
+    assert len(queries) == 1
+    unknown = {"Authorization": basic_auth("no-such-client", world["secret"])}
+    assert introspect(lane, world, headers=unknown)[0] == 401
+    assert inner.calls == 2
+    Application.objects.filter(pk=world["app"].pk).update(status=AppStatus.SUSPENDED)
+    assert introspect(lane, world)[0] == 401
+    assert inner.calls == 3

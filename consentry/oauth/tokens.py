@@ -21,6 +21,7 @@ as changed, never as unchanged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -310,6 +311,38 @@ def usable_token_facts_with(
     if found is None or not found[0].usable():
         return None
     return found
+
+
+@functools.cache
+def _client_and_facts_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    client = (
+        "SELECT id, client_type, client_secret, status, registration_source "  # noqa: S608
+        f"FROM {q(Application._meta.db_table)} WHERE client_id = %s"
+    )
+    return f"SELECT k.*, f.* FROM ({client}) k LEFT JOIN ({_sql()}) f ON 1 = 1"  # noqa: S608
+
+
+CLIENT_COLUMNS = 5
+
+
+def client_row_and_token_facts(
+    client_id: str, raw: str
+) -> tuple[tuple[Any, ...], TokenFacts | None] | None:
+    """The application row of `client_id` (id, client_type, client_secret, status,
+    registration_source) and the facts of the access token `raw` (None when unknown), in
+    one statement: token introspection authenticates the client and reads the token in
+    one round trip. None when there is no such client. Only without the token cache
+    (where the facts come from Redis) and for a plausible token (not empty, not over
+    MAX_TOKEN_LENGTH); the caller checks both."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_client_and_facts_sql(connection.vendor), [client_id, token_checksum(raw)])
+        rows = cursor.fetchmany(2)
+    if len(rows) != 1:
+        return None
+    row = rows[0]
+    facts = row[CLIENT_COLUMNS:]
+    return tuple(row[:CLIENT_COLUMNS]), None if facts[0] is None else _facts(facts)
 
 
 def access_token_for(raw: str) -> AccessToken | None:

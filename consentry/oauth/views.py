@@ -365,7 +365,11 @@ class IntrospectView(View):
 
 def introspection(app_id: int, client_id: str, raw: str) -> dict[str, Any]:
     """RFC 7662 2.2's answer about `raw` to the authenticated client `app_id`."""
-    facts = usable_token_facts(raw)
+    return introspection_of(app_id, client_id, usable_token_facts(raw))
+
+
+def introspection_of(app_id: int, client_id: str, facts: TokenFacts | None) -> dict[str, Any]:
+    """The answer for a token whose facts are `facts` when it is usable, else None."""
     if facts is None or facts.app_id != app_id:
         return {"active": False}
     return {
