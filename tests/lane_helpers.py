@@ -38,6 +38,7 @@ def call(
     headers: dict[str, str] | None = None,
     remote: str = "127.0.0.1",
     host: str = "testserver",
+    environ_overrides: dict[str, Any] | None = None,
 ) -> Response:
     """(status, headers, body) of one request to `app`, with the environ a WSGI server
     builds (headers as HTTP_*; a Host header in `headers` replaces `host`)."""
@@ -58,6 +59,11 @@ def call(
         environ["CONTENT_TYPE"] = content_type
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
+    for name, value in (environ_overrides or {}).items():  # raw keys; None removes one
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     seen: list[tuple[str, list[tuple[str, str]]]] = []
     result = app(environ, lambda status, hdrs, *exc: seen.append((status, hdrs)))
     try:

@@ -49,7 +49,7 @@ from consentry.ops.logs import JsonFormatter
 from consentry.people.models import Person
 from consentry.web.lane import MachineLane
 from tests.graph_fixtures import direct_app, direct_consent
-from tests.lane_helpers import Counting, keep_the_test_connection  # noqa: F401
+from tests.lane_helpers import Counting, call, keep_the_test_connection  # noqa: F401
 from tests.oauth_flow import basic_auth, make_app
 from tests.test_machine_lane_refresh import SCOPES, refresh_token_of
 
@@ -70,36 +70,8 @@ def address() -> str:
 def wsgi(app: Any, body: bytes = b"", **env: Any) -> tuple[int, dict[str, str], bytes]:
     """One request to /oauth/token/ with the environ a WSGI server builds; `env` adds or
     replaces variables (None removes one)."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/oauth/token/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": FORM,
-    }
-    for name, value in env.items():
-        if value is None:
-            environ.pop(name, None)
-        else:
-            environ[name] = value
-    seen: list[tuple[str, list[tuple[str, str]]]] = []
-    result = app(environ, lambda status, hdrs, *exc: seen.append((status, hdrs)))
-    try:
-        content = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    status, hdrs = seen[0]
-    return int(status.split()[0]), dict(hdrs), content
+    overrides = {"wsgi.errors": io.StringIO(), **env}
+    return call(app, "/oauth/token/", "POST", body, content_type=FORM, environ_overrides=overrides)
 
 
 def b64(text: str) -> str:

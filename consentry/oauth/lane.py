@@ -91,18 +91,26 @@ def _form(environ: dict[str, Any], body: bytes) -> dict[str, str] | None:
     return dict(pairs)
 
 
-def introspect(environ: dict[str, Any], body: bytes) -> bytes | None:
+def _basic_post(environ: dict[str, Any], body: bytes) -> tuple[dict[str, str], str] | None:
+    """(the form, the Authorization header) of a POST without a query string whose body
+    is a clean form and whose credentials are plain HTTP Basic, or None."""
     if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
         return None
     try:
         form = _form(environ, body)
     except ValueError:  # more fields than max_num_fields
         return None
-    if form is None or not form.keys() <= INTROSPECTION_FIELDS:
-        return None
     header = str(environ.get("HTTP_AUTHORIZATION", ""))
-    if basic_credentials_problem(header) is not None:
+    if form is None or basic_credentials_problem(header) is not None:
         return None
+    return form, header
+
+
+def introspect(environ: dict[str, Any], body: bytes) -> bytes | None:
+    posted = _basic_post(environ, body)
+    if posted is None or not posted[0].keys() <= INTROSPECTION_FIELDS:
+        return None
+    form, header = posted
     address, raw = str(environ.get("REMOTE_ADDR", "")), form.get("token", "")
     if cache_seconds() > 0 or not raw or len(raw) > MAX_TOKEN_LENGTH:
         client = basic_client(header, address)
@@ -125,21 +133,16 @@ def introspect(environ: dict[str, Any], body: bytes) -> bytes | None:
 
 
 def refresh(environ: dict[str, Any], body: bytes) -> bytes | None:
-    if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
+    posted = _basic_post(environ, body)
+    if posted is None:
         return None
-    try:
-        form = _form(environ, body)
-    except ValueError:  # more fields than max_num_fields
-        return None
-    if form is None or form.keys() != REFRESH_FIELDS or form["grant_type"] != "refresh_token":
+    form, header = posted
+    if form.keys() != REFRESH_FIELDS or form["grant_type"] != "refresh_token":
         return None
     raw = form["refresh_token"]
     if len(raw) > MAX_TOKEN_LENGTH or not TOKEN_CHARACTERS.fullmatch(raw):
         return None
     if environ.get("HTTP_ORIGIN"):  # a browser's: Django adds the app's CORS header
-        return None
-    header = str(environ.get("HTTP_AUTHORIZATION", ""))
-    if basic_credentials_problem(header) is not None:
         return None
     credentials = plain_credentials(header, str(environ.get("REMOTE_ADDR", "")))
     if credentials is None:

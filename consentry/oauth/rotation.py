@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -58,7 +57,7 @@ from consentry.ledger.api import record_disclosure
 from consentry.oauth.clients import Client, plainly_authenticates
 from consentry.oauth.models import AccessToken, Application, IDToken, RefreshToken
 from consentry.oauth.pairwise import app_scoped_id
-from consentry.oauth.tokens import _aware, _forget_entry, token_checksum
+from consentry.oauth.tokens import _aware, _forget_entry, _json, token_checksum
 from consentry.oauth.validators import (
     CLAIM_FIELD,
     ENDPOINT_ID_TOKEN,
@@ -167,10 +166,6 @@ def _insert(cursor: Any, model: type[Model], values: Row) -> int:
         _insert_sql(model, tuple(values), connection.vendor), _prepared_values(model, values)
     )
     return int(cursor.fetchone()[0])
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 @functools.cache
@@ -330,7 +325,6 @@ def _rotate(credentials: tuple[str, str], raw: str, issuer: str) -> bytes:
             or (expire_delta and at_expires + expire_delta <= now)
             or not person_active
             or not app_usable(status, is_member=bool(member))
-            or consent_id is None
             or consent_revoked is not None
             or consent_expires is None
             or consent_expires <= now
