@@ -21,7 +21,13 @@ from django.core.cache import cache
 from django.test import Client
 
 from consentry.graph import limits
-from tests.graph_fixtures import direct_app, direct_consent, direct_token, get
+from tests.graph_fixtures import (
+    direct_app,
+    direct_consent,
+    direct_token,
+    get,
+    wait_for_fresh_minute,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +64,7 @@ def tokens_of_one_app(make_person: Any, n: int, **app_limits: int) -> tuple[Any,
     app.limits = app_limits
     app.save(update_fields=["limits"])
     out = [direct_token(direct_consent(make_person().pk, app, SCOPES), SCOPES) for _ in range(n)]
+    wait_for_fresh_minute()
     return app, out
 
 
