@@ -11,12 +11,18 @@ from collections.abc import Callable
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from consentry.cli import main as consentry_main
 from consentry.grants.permissions import RELEASE_BIT, fields_to_mask
 from consentry.ledger import api, merkle, records, signing
-from consentry.ledger.models import AppReach, CallRecord, SignedTreeHead, SubjectDisclosure
+from consentry.ledger.models import (
+    AppReach,
+    CallRecord,
+    LedgerHead,
+    SignedTreeHead,
+    SubjectDisclosure,
+)
 from consentry.people.models import Person
 from tests.test_ledger_merkle import ref_mth
 
@@ -464,19 +470,21 @@ def test_outside_a_transaction_sqlite_refuses_and_postgresql_commits_the_entry_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_entries_alone_from_stale_heads_and_many_threads_stay_dense_and_verifiable() -> None:
-    """Each thread stands for a server process whose idea of the head goes stale as the
-    others append: every guarded attempt that misses retries from the head it found."""
+def test_entries_alone_from_many_threads_stay_dense_and_verifiable() -> None:
+    """Each thread stands for a server process: they queue on the head row's lock inside
+    consentry_ledger_append, and every leaf the server hashed is the one Python computes."""
     if connection.vendor == "sqlite":
         pytest.skip("an entry outside a transaction exists on PostgreSQL only")
     api.record_disclosure(app_id=9, actor_id=9, endpoint="/v1/me", released=[])
 
     def append(n: int) -> None:
         for i in range(12):
-            if i % 3 == 0:  # as if another process had moved the head meanwhile
-                api._head_hint[connection.settings_dict["NAME"]] = (0, b"")
             api.record_disclosure(
-                app_id=n + 1, actor_id=100 * n + i, endpoint="/v1/me", released=[(i + 1, NAME)]
+                app_id=n + 1,
+                actor_id=100 * n + i,
+                endpoint="/v1/me/friends" if i % 2 else "/v1/me",
+                released=[(i + 1, NAME), (1000 + i, NAME | BIRTHDAY)][: 1 + i % 2],
+                token_id=None if i % 3 else 7 + i,
             )
 
     in_threads(append, 4)
@@ -486,11 +494,29 @@ def test_entries_alone_from_stale_heads_and_many_threads_stay_dense_and_verifiab
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_entry_alone_that_keeps_missing_takes_the_locked_path(monkeypatch) -> None:
-    if connection.vendor == "sqlite":
-        pytest.skip("an entry outside a transaction exists on PostgreSQL only")
-    api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[])
-    monkeypatch.setattr(api, "ALONE_ATTEMPTS", 0)
-    api._head_hint.clear()
-    assert api.record_disclosure(app_id=1, actor_id=2, endpoint="/v1/me", released=[]) == 1
+def test_an_entry_in_a_transaction_that_rolls_back_leaves_no_trace() -> None:
+    """On PostgreSQL the server-side append inside a transaction is undone with it: the
+    head is where it was and the next entry takes the same index."""
+    with transaction.atomic():
+        api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        assert api.record_disclosure(app_id=2, actor_id=2, endpoint="/v1/me", released=[]) == 1
+        raise RuntimeError("the response failed after its entry")
+    assert api.ledger_size() == 1
+    with transaction.atomic():
+        assert api.record_disclosure(app_id=3, actor_id=3, endpoint="/v1/me", released=[]) == 1
+    assert api.read_entry(1).app_id == 3
     assert api.verify_ledger().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgresql_refuses_an_append_onto_a_frontier_that_does_not_fit_its_size() -> None:
+    """A head row whose frontier does not match its size (damage, or a hand edit) stops
+    appends with an error instead of extending a tree nobody can verify."""
+    if connection.vendor == "sqlite":
+        pytest.skip("the server-side append exists on PostgreSQL only")
+    api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[])
+    LedgerHead.objects.filter(pk=1).update(size=3)
+    with pytest.raises(DatabaseError, match="frontier does not fit"):
+        api.record_disclosure(app_id=1, actor_id=2, endpoint="/v1/me", released=[])
+    assert CallRecord.objects.count() == 1

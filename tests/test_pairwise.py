@@ -39,3 +39,14 @@ def test_batch_encoding_is_base32_of_each_block(blocks: list[bytes]) -> None:
     from consentry.oauth.pairwise import _encode, _encode_blocks
 
     assert _encode_blocks(b"".join(blocks)) == [_encode(block) for block in blocks]
+
+
+def test_a_remembered_id_follows_the_pairwise_key(settings) -> None:
+    """Single ids are remembered per process; a new operator key gives new ids at once."""
+    before = app_scoped_id(3, 42)
+    assert app_scoped_id(3, 42) == before == app_scoped_ids(3, [42])[0]
+    settings.PAIRWISE_KEY = "ab" * 32
+    after = app_scoped_id(3, 42)
+    assert after != before
+    assert after == app_scoped_ids(3, [42])[0]
+    assert person_id_for(3, after) == 42

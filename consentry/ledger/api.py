@@ -21,7 +21,6 @@ records.py (canonical bytes), signing.py (Ed25519 tree heads).
 
 from __future__ import annotations
 
-import contextlib
 from array import array
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from pyroaring import BitMap
 
@@ -165,51 +164,32 @@ class VerifyReport:
 # --- Append ------------------------------------------------------------------------------------
 
 
-# The (size, frontier) this process last wrote to the head row. Only a hint: the append
-# UPDATE is guarded by `WHERE size = ... AND frontier = ...`, so a stale hint (another
-# process appended, or our transaction rolled back) matches no row and we fall back to
-# reading the head under a lock. With a fresh hint an append is exactly one UPDATE of the
-# head row (which takes its lock) and one INSERT of the call record.
+# SQLite: the (size, frontier) this process last wrote to the head row. Only a hint: the
+# append UPDATE is guarded by `WHERE size = ... AND frontier = ...`, so a stale hint (our
+# transaction rolled back, or another process appended) matches no row and we fall back to
+# reading the head. With a fresh hint an append is one UPDATE of the head row and one
+# INSERT of the call record. PostgreSQL appends in the server instead (`_append_postgresql`).
 _head_hint: dict[str, tuple[int, bytes]] = {}
 
 
 def _sql() -> dict[str, str]:
     q = connection.ops.quote_name
     head, calls = q(LedgerHead._meta.db_table), q(CallRecord._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     return {
         "advance": f"UPDATE {head} SET size = %s, frontier = %s "  # noqa: S608
         "WHERE id = 1 AND size = %s AND frontier = %s",
-        "read": f"SELECT size, frontier FROM {head} WHERE id = 1{lock}",  # noqa: S608
+        "read": f"SELECT size, frontier FROM {head} WHERE id = 1",  # noqa: S608
         "create": f"INSERT INTO {head} (id, size, frontier) VALUES (1, 0, %s)",  # noqa: S608
         "insert": f"INSERT INTO {calls} ({q('index')}, created_at, app_id, actor_id, "  # noqa: S608
         "token_id, endpoint, subject_count, subjects, leaf_hash) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        # PostgreSQL: the guarded UPDATE and the INSERT in one round trip (a data-modifying
-        # CTE), so the head row's lock, held until commit, is held one round trip less.
-        "advance_insert": f"WITH advanced AS (UPDATE {head} SET size = %s, frontier = %s "  # noqa: S608
-        "WHERE id = 1 AND size = %s AND frontier = %s RETURNING size) "
-        f"INSERT INTO {calls} ({q('index')}, created_at, app_id, actor_id, "
-        "token_id, endpoint, subject_count, subjects, leaf_hash) "
-        "SELECT %s::bigint, %s::timestamptz, %s::bigint, %s::bigint, %s::bigint, "
-        "%s::varchar, %s::integer, %s::bytea, %s::bytea FROM advanced",
-        # PostgreSQL, outside a transaction: the same, as a transaction of its own, which
-        # also answers the head as this statement found it (for the retry when the guard
-        # failed). The head row's lock then lasts the statement and its commit, all inside
-        # the server (record_disclosure).
-        "append_alone": f"WITH advanced AS (UPDATE {head} SET size = %s, frontier = %s "  # noqa: S608
-        "WHERE id = 1 AND size = %s AND frontier = %s RETURNING size), "
-        f"inserted AS (INSERT INTO {calls} ({q('index')}, created_at, app_id, actor_id, "
-        "token_id, endpoint, subject_count, subjects, leaf_hash) "
-        "SELECT %s::bigint, %s::timestamptz, %s::bigint, %s::bigint, %s::bigint, "
-        "%s::varchar, %s::integer, %s::bytea, %s::bytea FROM advanced RETURNING 1) "
-        f"SELECT (SELECT count(*) FROM inserted), h.size, h.frontier FROM {head} h "
-        "WHERE h.id = 1",
+        # PostgreSQL: lock the head, hash the leaf, move the frontier, insert the record, all
+        # in the server (migration ledger 0005): one round trip, and the head's lock lasts
+        # only the statement when it runs outside a transaction.
+        "append": "SELECT leaf_index, new_frontier FROM consentry_ledger_append("
+        "%s::timestamptz, %s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::integer, "
+        "%s::bytea, %s::bytea)",
     }
-
-
-# Guarded attempts of an append outside a transaction before it takes the head's lock.
-ALONE_ATTEMPTS = 8
 
 
 _SQL: dict[str, dict[str, str]] = {}
@@ -222,14 +202,13 @@ def _statements() -> dict[str, str]:
     return _SQL[vendor]
 
 
-def _read_head_locked(cursor: Any, sql: dict[str, str]) -> tuple[int, bytes]:
-    """The head row's (size, frontier), locked until the caller's transaction ends."""
+def _read_head(cursor: Any, sql: dict[str, str]) -> tuple[int, bytes]:
+    """SQLite: the head row's (size, frontier), created when missing. The caller's
+    transaction (BEGIN IMMEDIATE) already holds the database's one write lock."""
     cursor.execute(sql["read"])
     row = cursor.fetchone()
     if row is None:
-        # In a savepoint, so that losing the race to create the row is harmless.
-        with contextlib.suppress(IntegrityError), transaction.atomic():
-            cursor.execute(sql["create"], [b""])
+        cursor.execute(sql["create"], [b""])
         cursor.execute(sql["read"])
         row = cursor.fetchone()
     return int(row[0]), bytes(row[1])
@@ -249,34 +228,23 @@ def record_disclosure(
     consentry.grants.permissions.RELEASE_BIT); a subject named twice has its masks
     OR-ed; an empty `released` records a call that released nothing. Inside the
     caller's transaction.atomic() block it extends that transaction with a row lock on
-    the ledger head until commit (the UPDATE's row lock on PostgreSQL, SQLite's single
+    the ledger head until commit (the head row's lock on PostgreSQL, SQLite's single
     writer): leaf indexes are therefore dense and in commit order. Call it last in the
     transaction to keep that lock short. If it raises, the caller's transaction must
     fail: no data leaves that the ledger did not record. On PostgreSQL it may also run
-    outside any transaction: the append is then one statement that commits alone
-    (`_append_alone`); on SQLite that is refused.
+    outside any transaction: the append is then one statement that commits alone; on
+    SQLite that is refused.
     """
     alone = not connection.in_atomic_block
-    if alone and connection.vendor != "postgresql":
+    if connection.vendor == "postgresql":
+        return _append_postgresql(alone, app_id, actor_id, endpoint, released, token_id)
+    if alone:
         raise transaction.TransactionManagementError(
             "record_disclosure must run inside the transaction that builds the response"
         )
     subjects, count = records.packed(released)
     sql = _statements()
     alias = connection.settings_dict["NAME"]
-    if alone:
-        found = _append_alone(sql, alias, app_id, actor_id, endpoint, subjects, count, token_id)
-        if found is not None:
-            return found
-        with transaction.atomic():
-            return record_disclosure(
-                app_id=app_id,
-                actor_id=actor_id,
-                endpoint=endpoint,
-                released=released,
-                token_id=token_id,
-            )
-    one_statement = connection.vendor == "postgresql"
     with prepared_cursor() as cursor:
 
         def append(index: int, old_blob: bytes, created_at: datetime) -> tuple[bool, Any, bytes]:
@@ -294,24 +262,11 @@ def record_disclosure(
             )
             frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
             new_blob = merkle.pack_frontier(frontier)
-            head: list[Any] = [index + 1, new_blob, index, old_blob]
-            row: list[Any] = [
-                index,
-                connection.ops.adapt_datetimefield_value(created_at),
-                app_id,
-                actor_id,
-                token_id,
-                endpoint,
-                count,
-                subjects,
-                leaf,
-            ]
-            if one_statement:
-                cursor.execute(sql["advance_insert"], head + row)
-                return cursor.rowcount == 1, frontier, new_blob
-            cursor.execute(sql["advance"], head)
+            cursor.execute(sql["advance"], [index + 1, new_blob, index, old_blob])
             if cursor.rowcount != 1:
                 return False, frontier, new_blob
+            created = connection.ops.adapt_datetimefield_value(created_at)
+            row = [index, created, app_id, actor_id, token_id, endpoint, count, subjects, leaf]
             cursor.execute(sql["insert"], row)
             return True, frontier, new_blob
 
@@ -323,75 +278,62 @@ def record_disclosure(
             index, old_blob = hint
             appended, frontier, new_blob = append(index, old_blob, created_at)
         if not appended:
-            index, old_blob = _read_head_locked(cursor, sql)
-            created_at = timezone.now()
+            index, old_blob = _read_head(cursor, sql)
             appended, frontier, new_blob = append(index, old_blob, created_at)
             if not appended:
                 raise RuntimeError("the ledger head changed while it was locked")
     _head_hint[alias] = (index + 1, new_blob)
     transaction.on_commit(metrics.ledger_appended)
+    _maybe_sign(index, created_at, frontier)
+    return index
+
+
+def _append_postgresql(
+    alone: bool,
+    app_id: int,
+    actor_id: int,
+    endpoint: str,
+    released: Sequence[tuple[int, int]],
+    token_id: int | None,
+) -> int:
+    """record_disclosure on PostgreSQL: one call of `consentry_ledger_append`, which takes
+    the head row's lock (until the statement commits when `alone`, else until the caller's
+    transaction ends) and finds the leaf's index under it: appenders from every process
+    queue on that lock, with nothing to retry."""
+    subjects, count = records.packed(released)
+    created_at = timezone.now()
+    # The canonical bytes with index 0: the function writes the index it finds in place.
+    leaf_input = records.leaf_input(
+        index=0,
+        created_at=created_at,
+        app_id=app_id,
+        actor_id=actor_id,
+        token_id=token_id,
+        endpoint=endpoint,
+        subject_count=count,
+        subjects=subjects,
+    )
+    args = [created_at, app_id, actor_id, token_id, endpoint, count, subjects, leaf_input]
+    with prepared_cursor() as cursor:
+        cursor.execute(_statements()["append"], args)
+        index, blob = cursor.fetchone()
+    if alone:
+        metrics.ledger_appended()
+    else:
+        transaction.on_commit(metrics.ledger_appended)
+    _maybe_sign(index, created_at, merkle.unpack_frontier(bytes(blob)))
+    return int(index)
+
+
+def _maybe_sign(index: int, created_at: datetime, frontier: Sequence[bytes]) -> None:
+    """Every sth_interval() entries, the signed tree head of the tree that entry `index`
+    completes."""
     if (index + 1) % sth_interval() == 0:
         _store_sth(
             signing.sign_tree_head(
                 index + 1, created_at_ms(created_at), merkle.frontier_root(frontier)
             )
         )
-    return index
-
-
-def _append_alone(
-    sql: dict[str, str],
-    alias: str,
-    app_id: int,
-    actor_id: int,
-    endpoint: str,
-    subjects: bytes,
-    count: int,
-    token_id: int | None,
-) -> int | None:
-    """record_disclosure outside a transaction (PostgreSQL): guarded single-statement
-    appends from the head this process last saw, then from the head each failed attempt
-    found; None after ALONE_ATTEMPTS (or with no head row yet) for the locked path."""
-    hint = _head_hint.get(alias)
-    with prepared_cursor() as cursor:
-        for _attempt in range(ALONE_ATTEMPTS):
-            if hint is None:
-                cursor.execute(sql["read"].removesuffix(" FOR UPDATE"))
-                row = cursor.fetchone()
-                if row is None:
-                    return None
-                hint = (int(row[0]), bytes(row[1]))
-            index, old_blob = hint
-            created_at = timezone.now()
-            leaf = records.record_leaf_hash(
-                index=index,
-                created_at=created_at,
-                app_id=app_id,
-                actor_id=actor_id,
-                token_id=token_id,
-                endpoint=endpoint,
-                subject_count=count,
-                subjects=subjects,
-            )
-            frontier = merkle.frontier_append(merkle.unpack_frontier(old_blob), index, leaf)
-            new_blob = merkle.pack_frontier(frontier)
-            head = [index + 1, new_blob, index, old_blob]
-            record = [index, created_at, app_id, actor_id, token_id, endpoint, count]
-            record += [subjects, leaf]
-            cursor.execute(sql["append_alone"], [*head, *record])
-            row = cursor.fetchone()
-            if row is not None and row[0] == 1:
-                _head_hint[alias] = (index + 1, new_blob)
-                metrics.ledger_appended()
-                if (index + 1) % sth_interval() == 0:
-                    _store_sth(
-                        signing.sign_tree_head(
-                            index + 1, created_at_ms(created_at), merkle.frontier_root(frontier)
-                        )
-                    )
-                return index
-            hint = None if row is None else (int(row[1]), bytes(row[2]))
-    return None
 
 
 def created_at_ms(moment: datetime) -> int:
