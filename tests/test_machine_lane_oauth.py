@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core import signals
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
 from consentry.ledger.api import ledger_size, read_entry
@@ -324,3 +326,41 @@ def test_one_statement_authenticates_and_reads_and_leaves_the_rest_to_django(wor
     Application.objects.filter(pk=world["app"].pk).update(status=AppStatus.SUSPENDED)
     assert introspect(lane, world)[0] == 401
     assert inner.calls == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_lane_keeps_its_thread_s_connection_between_requests(world):
+    """A lane answer keeps the thread's pooled connection for the next request (no
+    hand-back and borrow); one kept longer than the pool would lend it unchecked, or one
+    that saw an error, goes back to the pool at the next request's boundary."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's connections persist; the pool is PostgreSQL's")
+    lane = MachineLane(Counting())
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+    try:
+        assert userinfo(lane, world["token"])[0] == 200  # Django's: teaches the lane
+        assert connection.connection is None  # Django's request handed it back
+        assert userinfo(lane, world["token"])[0] == 200
+        kept = connection.connection
+        assert kept is not None
+        borrowed = connection.pool.get_stats()["requests_num"]
+        for _ in range(3):
+            assert userinfo(lane, world["token"])[0] == 200
+            assert connection.connection is kept
+        assert connection.pool.get_stats()["requests_num"] == borrowed
+
+        connection.kept_until = time.monotonic() - 0.01  # sat longer than RECENT_SECONDS
+        close_old_connections()
+        assert connection.connection is None
+        assert userinfo(lane, world["token"])[0] == 200
+        assert connection.pool.get_stats()["requests_num"] == borrowed + 1
+
+        assert connection.connection is not None
+        connection.errors_occurred = True  # as after a failed statement
+        close_old_connections()
+        assert connection.connection is None
+    finally:
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        connection.close()

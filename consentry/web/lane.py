@@ -40,6 +40,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signals
+from django.db import connection
 from django.urls import resolve
 
 from consentry.ops import logs, metrics
@@ -174,6 +175,8 @@ class MachineLane:
         status = "200 OK"
         try:
             answer = handler(environ, body)
+            if answer is not None:
+                _keep_connection()
         except Failed as failed:  # after a disclosure: answered here, never twice
             status, answer = failed.status, failed.body
         except Exception as exc:  # Django answers it, as it would have
@@ -235,6 +238,14 @@ class MachineLane:
                 body,
             )
         return [body]
+
+
+def _keep_connection() -> None:
+    """PostgreSQL: the thread keeps its pooled connection for its next request
+    (consentry/db/postgresql); SQLite's connections persist anyway."""
+    keep = getattr(connection, "keep_between_requests", None)
+    if keep is not None:
+        keep()
 
 
 def _request_id(environ: dict[str, Any]) -> str:
