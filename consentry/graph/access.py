@@ -60,6 +60,7 @@ from consentry.graph.release import (
 )
 from consentry.ledger.api import record_disclosure
 from consentry.oauth.pairwise import (
+    app_scoped_id,
     app_scoped_ids,
     installer_scoped_ids,
     person_id_for,
@@ -270,7 +271,7 @@ def _self_body(caller: Caller, fields: tuple[str, ...]) -> tuple[dict[str, Any],
         values = _person_values(caller.person_id, columns)
     data: dict[str, Any] = {}
     if ID_FIELD in released:
-        data[ID_FIELD] = app_scoped_ids(caller.app_id, [caller.person_id])[0]
+        data[ID_FIELD] = app_scoped_id(caller.app_id, caller.person_id)
     for name, value in zip(columns, values, strict=True):
         if name == "email" and caller.consent.email_choice == "relay":
             value = relay_address(caller.app_id, caller.person_id)
