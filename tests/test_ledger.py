@@ -489,6 +489,8 @@ def test_entries_alone_from_many_threads_stay_dense_and_verifiable() -> None:
 
     in_threads(append, 4)
     assert sorted(CallRecord.objects.values_list("index", flat=True)) == list(range(49))
+    times = list(CallRecord.objects.order_by("index").values_list("created_at", flat=True))
+    assert times == sorted(times)  # stamped under the lock: time follows leaf order
     report = api.verify_ledger()
     assert report.ok, report.summary()
 

@@ -32,7 +32,8 @@ def check(connection: Any) -> None:
     ConnectionPool.check_connection(connection)
 
 
-def returned(connection: Any) -> None:
+def returned(connection: Any, used_at: float | None = None) -> None:
     """Called as a request hands `connection` back to the pool, healthy (not the pool's
-    `reset` hook, which would move every return into the pool's worker thread)."""
-    _returned[connection] = time.monotonic()
+    `reset` hook, which would move every return into the pool's worker thread); `used_at`
+    (time.monotonic()) when it was last used, if earlier than now."""
+    _returned[connection] = time.monotonic() if used_at is None else used_at

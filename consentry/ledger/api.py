@@ -186,9 +186,8 @@ def _sql() -> dict[str, str]:
         # PostgreSQL: lock the head, hash the leaf, move the frontier, insert the record, all
         # in the server (migration ledger 0005): one round trip, and the head's lock lasts
         # only the statement when it runs outside a transaction.
-        "append": "SELECT leaf_index, new_frontier FROM consentry_ledger_append("
-        "%s::timestamptz, %s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::integer, "
-        "%s::bytea, %s::bytea)",
+        "append": "SELECT leaf_index, new_frontier, created_at FROM consentry_ledger_append("
+        "%s::bigint, %s::bigint, %s::bigint, %s::varchar, %s::integer, %s::bytea, %s::bytea)",
     }
 
 
@@ -301,11 +300,11 @@ def _append_postgresql(
     transaction ends) and finds the leaf's index under it: appenders from every process
     queue on that lock, with nothing to retry."""
     subjects, count = records.packed(released)
-    created_at = timezone.now()
-    # The canonical bytes with index 0: the function writes the index it finds in place.
+    # The canonical bytes with index 0 and time 0: the function writes in the index it
+    # finds and the time it took the lock.
     leaf_input = records.leaf_input(
         index=0,
-        created_at=created_at,
+        created_at=records.from_micros(0),
         app_id=app_id,
         actor_id=actor_id,
         token_id=token_id,
@@ -313,10 +312,10 @@ def _append_postgresql(
         subject_count=count,
         subjects=subjects,
     )
-    args = [created_at, app_id, actor_id, token_id, endpoint, count, subjects, leaf_input]
+    args = [app_id, actor_id, token_id, endpoint, count, subjects, leaf_input]
     with prepared_cursor() as cursor:
         cursor.execute(_statements()["append"], args)
-        index, blob = cursor.fetchone()
+        index, blob, created_at = cursor.fetchone()
     if alone:
         metrics.ledger_appended()
     else:

@@ -3,7 +3,9 @@ a connection that the machine lane's requests keep between them (`keep_between_r
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from typing import Any
 
 from django.db.backends.postgresql import base
@@ -11,19 +13,40 @@ from psycopg_pool import ConnectionPool
 
 from consentry.db import pool as checks
 
+# The wrappers (one per thread) keeping a connection between requests in this process.
+_kept: weakref.WeakSet[Any] = weakref.WeakSet()
+_kept_lock = threading.Lock()
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    # Until this time.monotonic() the connection stays with its thread at a request's end.
+    # Until this time.monotonic() the connection stays with its thread at a request's end;
+    # `used_at` is when the request that kept it ended.
     kept_until = 0.0
+    used_at = 0.0
 
     def keep_between_requests(self) -> None:
         """Called by the machine lane after a request it answered without error: the thread
         keeps its connection for the next request instead of handing it back to the pool
         and borrowing it again (a tenth of an introspection's CPU). Kept only as long as the
         pool would lend it unchecked (checks.RECENT_SECONDS): one that sat longer goes back
-        at the next request's start or end, and the pool checks it before lending it."""
-        if self.connection is not None and not self.errors_occurred:
-            self.kept_until = time.monotonic() + checks.RECENT_SECONDS
+        at the next request's start or end marked with its last use, so the pool checks it
+        before lending it again. At most the pool's size less one are kept in a process, so
+        an idle thread's connection never leaves the others waiting for the pool."""
+        if self.connection is None or self.errors_occurred:
+            return
+        with _kept_lock:
+            if self not in _kept and len(_kept) >= self._keep_limit():
+                return
+            _kept.add(self)
+        self.used_at = time.monotonic()
+        self.kept_until = self.used_at + checks.RECENT_SECONDS
+
+    def _keep_limit(self) -> int:
+        options: Any = self.settings_dict.get("OPTIONS", {}).get("pool")
+        if not isinstance(options, dict):
+            return 3  # psycopg_pool's default size is 4
+        size: Any = options.get("max_size", options.get("min_size", 4))
+        return int(size) - 1
 
     def close_if_unusable_or_obsolete(self) -> None:
         if (
@@ -35,8 +58,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         ):
             self.health_check_done = True
             return
-        self.kept_until = 0.0
         super().close_if_unusable_or_obsolete()
+        self._unkeep()
+
+    def _unkeep(self) -> None:
+        if self.kept_until:
+            self.kept_until = 0.0
+            with _kept_lock:
+                _kept.discard(self)
 
     @property
     def pool(self) -> Any:
@@ -48,7 +77,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return pool
 
     def _close(self) -> None:
-        # Handed back to the pool in use and without error: recently checked.
+        # Handed back to the pool in use and without error: recently checked, as of the
+        # request that last used it (a kept one may have sat since).
         if self.pool is not None and self.connection is not None and not self.errors_occurred:
-            checks.returned(self.connection)
+            checks.returned(self.connection, self.used_at if self.kept_until else None)
         super()._close()  # type: ignore[misc]
+        self._unkeep()

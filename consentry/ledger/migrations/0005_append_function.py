@@ -1,9 +1,11 @@
 """PostgreSQL: one append of the ledger as one server-side function (docs/ledger.md,
 "Appending").
 
-`consentry_ledger_append` locks the head row, splices the leaf index it finds into the
-canonical leaf input the caller built with index 0 (consentry/ledger/records.py: the index
-is bytes 1..8, big-endian), hashes the leaf and moves the Merkle frontier past it exactly as
+`consentry_ledger_append` locks the head row, splices the leaf index it finds and the time
+it took the lock into the canonical leaf input the caller built with both 0
+(consentry/ledger/records.py: the index is bytes 1..8 and the microseconds since the epoch
+bytes 9..16, big-endian; so times follow leaf order, as with SQLite's one writer), hashes
+the leaf and moves the Merkle frontier past it exactly as
 merkle.frontier_append does (RFC 6962: SHA-256(0x00 || input), SHA-256(0x01 || left ||
 right)), updates the head and inserts the call record. Called as a statement of its own it
 commits by itself, so the head row's lock lasts that one statement inside the server, and
@@ -18,7 +20,6 @@ from django.db import migrations
 
 FUNCTION = r"""
 CREATE OR REPLACE FUNCTION consentry_ledger_append(
-    p_created_at timestamptz,
     p_app_id bigint,
     p_actor_id bigint,
     p_token_id bigint,
@@ -27,13 +28,15 @@ CREATE OR REPLACE FUNCTION consentry_ledger_append(
     p_subjects bytea,
     p_leaf_input bytea,
     OUT leaf_index bigint,
-    OUT new_frontier bytea
+    OUT new_frontier bytea,
+    OUT created_at timestamptz
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     f bytea;
     leaf bytea;
     h bytea;
     s bigint;
+    micros bigint;
 BEGIN
     IF length(p_leaf_input) < 17 THEN
         RAISE EXCEPTION USING MESSAGE = 'ledger leaf input too short';
@@ -47,7 +50,13 @@ BEGIN
     IF length(f) <> 32 * length(replace(leaf_index::bit(64)::text, '0', '')) THEN
         RAISE EXCEPTION USING MESSAGE = 'ledger frontier does not fit tree size ' || leaf_index;
     END IF;
-    leaf := sha256('\x00'::bytea || overlay(p_leaf_input placing int8send(leaf_index) from 2 for 8));
+    created_at := date_trunc('microseconds', clock_timestamp());
+    -- Microseconds since the epoch, exactly on every version (whole seconds, then the
+    -- microseconds field, which counts from the minute).
+    micros := extract(epoch FROM date_trunc('second', created_at))::bigint * 1000000
+        + mod(extract(microseconds FROM created_at)::bigint, 1000000);
+    leaf := sha256('\x00'::bytea || overlay(p_leaf_input
+        placing int8send(leaf_index) || int8send(micros) from 2 for 16));
     h := leaf;
     s := leaf_index;
     WHILE s & 1 = 1 LOOP
@@ -59,7 +68,7 @@ BEGIN
     UPDATE ledger_ledgerhead SET size = leaf_index + 1, frontier = new_frontier WHERE id = 1;
     INSERT INTO ledger_callrecord ("index", created_at, app_id, actor_id, token_id, endpoint,
                                    subject_count, subjects, leaf_hash)
-        VALUES (leaf_index, p_created_at, p_app_id, p_actor_id, p_token_id, p_endpoint,
+        VALUES (leaf_index, created_at, p_app_id, p_actor_id, p_token_id, p_endpoint,
                 p_subject_count, p_subjects, leaf);
 END
 $fn$
@@ -67,7 +76,7 @@ $fn$
 
 DROP = (
     "DROP FUNCTION IF EXISTS consentry_ledger_append("
-    "timestamptz, bigint, bigint, bigint, varchar, integer, bytea, bytea)"
+    "bigint, bigint, bigint, varchar, integer, bytea, bytea)"
 )
 
 
