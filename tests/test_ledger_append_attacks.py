@@ -26,6 +26,7 @@ from consentry.web.lane import MachineLane
 from tests.graph_fixtures import direct_consent, direct_token
 from tests.lane_helpers import Counting, call
 from tests.oauth_flow import make_app
+from tests.test_ledger import in_threads
 from tests.test_ledger_partitions import committed_tiny_partitions, rows_by_partition  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -162,25 +163,6 @@ def test_a_tree_the_old_python_append_began_continues_seamlessly() -> None:
 # --- Many appenders at once ---------------------------------------------------------------------
 
 
-def run_threads(work: Any, n: int) -> None:
-    errors: list[BaseException] = []
-
-    def run(k: int) -> None:
-        try:
-            work(k)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-
-
 @on_postgresql
 @pytest.mark.django_db(transaction=True)
 def test_many_first_appenders_on_a_ledger_without_a_head_row_get_dense_indexes() -> None:
@@ -203,7 +185,7 @@ def test_many_first_appenders_on_a_ledger_without_a_head_row_get_dense_indexes()
                 api.record_disclosure(**kw)
                 raise Boom
 
-    run_threads(first, 12)
+    in_threads(first, 12)
     assert sorted(kept) == list(range(8))
     check_tree(8)
 
@@ -246,10 +228,10 @@ def test_appends_alone_in_transactions_and_rolled_back_beside_partition_upkeep(
         while not done.is_set():
             partitions.ensure_partitions()
 
-    keeper = threading.Thread(target=lambda: run_threads(upkeep, 1))
+    keeper = threading.Thread(target=lambda: in_threads(upkeep, 1))
     keeper.start()
     try:
-        run_threads(appender, 6)
+        in_threads(appender, 6)
     finally:
         done.set()
         keeper.join()
