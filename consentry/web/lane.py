@@ -173,16 +173,18 @@ class MachineLane:
         rid = _request_id(environ)
         signals.request_started.send(sender=self.__class__, environ=environ)
         status = "200 OK"
+        answered = False
         try:
             answer = handler(environ, body)
-            if answer is not None:
-                _keep_connection()
+            answered = answer is not None
         except Failed as failed:  # after a disclosure: answered here, never twice
             status, answer = failed.status, failed.body
         except Exception as exc:  # Django answers it, as it would have
             logger.warning("machine lane handed over", extra={"error": type(exc).__name__})
             answer = None
         finally:
+            if answered:  # outside the handler's try: an answer is never handed over
+                _keep_connection()
             signals.request_finished.send(sender=self.__class__)
         if answer is None:
             environ["wsgi.input"] = io.BytesIO(body)
