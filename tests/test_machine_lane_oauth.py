@@ -336,6 +336,7 @@ def test_on_postgresql_the_lane_keeps_its_thread_s_connection_between_requests(w
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's connections persist; the pool is PostgreSQL's")
     lane = MachineLane(Counting())
+    connection.kept_until = 0.0  # nothing kept by an earlier test's requests
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)
     try:

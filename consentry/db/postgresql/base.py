@@ -32,7 +32,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         at the next request's start or end marked with its last use, so the pool checks it
         before lending it again. At most the pool's size less one are kept in a process, so
         an idle thread's connection never leaves the others waiting for the pool."""
-        if self.connection is None or self.errors_occurred:
+        if self.connection is None or self.errors_occurred or self.in_atomic_block:
             return
         with _kept_lock:
             if self not in _kept and len(_kept) >= self._keep_limit():
