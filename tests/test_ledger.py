@@ -462,7 +462,7 @@ def test_outside_a_transaction_sqlite_refuses_and_postgresql_commits_the_entry_a
             api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
         return
     first = api.record_disclosure(app_id=1, actor_id=1, endpoint="/v1/me", released=[(1, NAME)])
-    assert (first, api.ledger_size()) == (0, 1)  # the head row is created on the locked path
+    assert (first, api.ledger_size()) == (0, 1)  # the first append creates the head row
     second = api.record_disclosure(app_id=2, actor_id=3, endpoint="/v1/me", released=[(4, NAME)])
     assert second == 1
     assert list(api.read_entry(1).released) == [(4, NAME)]

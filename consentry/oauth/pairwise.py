@@ -62,10 +62,9 @@ def app_scoped_id(app_id: int, person_id: int) -> str:
 @lru_cache(maxsize=16_384)
 def _app_scoped_id(app_id: int, person_id: int, master: str) -> str:
     """One id, remembered: UserInfo and `/v1/me` name the same few people again and again,
-    and a cipher context costs more than the lookup (keyed by the master key too, so a new
-    key is never answered from the old one's ids)."""
-    plain = _BLOCK.pack(app_id, person_id)
-    return _encode(_app_cipher(app_id, master).encryptor().update(plain))
+    and a cipher context costs more than the lookup (keyed by the master key, which
+    app_scoped_ids reads, so a new key is never answered from the old one's ids)."""
+    return app_scoped_ids(app_id, [person_id])[0]
 
 
 def person_id_for(app_id: int, scoped_id: str) -> int | None:

@@ -19,10 +19,9 @@ _kept_lock = threading.Lock()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    # Until this time.monotonic() the connection stays with its thread at a request's end;
-    # `used_at` is when the request that kept it ended.
+    # Until this time.monotonic() the connection stays with its thread at a request's end
+    # (0: not kept); the request that kept it ended checks.RECENT_SECONDS before.
     kept_until = 0.0
-    used_at = 0.0
 
     def keep_between_requests(self) -> None:
         """Called by the machine lane after a request it answered without error: the thread
@@ -38,8 +37,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if self not in _kept and len(_kept) >= self._keep_limit():
                 return
             _kept.add(self)
-        self.used_at = time.monotonic()
-        self.kept_until = self.used_at + checks.RECENT_SECONDS
+        self.kept_until = time.monotonic() + checks.RECENT_SECONDS
 
     def _keep_limit(self) -> int:
         options: Any = self.settings_dict.get("OPTIONS", {}).get("pool")
@@ -80,6 +78,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # Handed back to the pool in use and without error: recently checked, as of the
         # request that last used it (a kept one may have sat since).
         if self.pool is not None and self.connection is not None and not self.errors_occurred:
-            checks.returned(self.connection, self.used_at if self.kept_until else None)
+            used_at = self.kept_until - checks.RECENT_SECONDS if self.kept_until else None
+            checks.returned(self.connection, used_at)
         super()._close()  # type: ignore[misc]
         self._unkeep()
