@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentry.oauth.pairwise import app_scoped_id, app_scoped_ids, person_id_for
+from consentry.oauth import pairwise
+from consentry.oauth.pairwise import app_scoped_id, app_scoped_ids, cipher_ids, person_id_for
 
 ids = st.integers(min_value=1, max_value=2**62)
 
@@ -20,10 +21,35 @@ def test_scoped_id_round_trips_only_for_its_own_app(app, other_app, person):
         assert person_id_for(other_app, sid) is None
 
 
-def test_batch_matches_single():
+def test_batch_matches_single(settings):
     people = list(range(1, 500))
-    assert app_scoped_ids(7, people) == [app_scoped_id(7, p) for p in people]
-    assert len(set(app_scoped_ids(7, people))) == len(people)
+    made = cipher_ids(7, settings.PAIRWISE_KEY, people)
+    assert [person_id_for(7, sid) for sid in made] == people
+    assert app_scoped_ids(7, people) == made == [app_scoped_id(7, p) for p in people]
+    assert len(set(made)) == len(people)
+
+
+def test_remembered_ids_are_the_ciphers_own(settings, monkeypatch) -> None:
+    """The per-process memo of batch ids answers exactly what the cipher makes: for ids
+    partly remembered, in any order, with repeats, across apps and operator keys, and
+    past its bound (where it starts again)."""
+    monkeypatch.setattr(pairwise, "MEMO_MAX", 50)
+    monkeypatch.setattr(pairwise, "_memo", {})
+    monkeypatch.setattr(pairwise, "_memo_size", 0)
+    key = settings.PAIRWISE_KEY
+    assert app_scoped_ids(9, [5, 6, 7]) == cipher_ids(9, key, [5, 6, 7])
+    mixed = [40, 6, 41, 5, 6, 42]  # some remembered, one asked twice
+    assert app_scoped_ids(9, mixed) == cipher_ids(9, key, mixed)
+    assert app_scoped_ids(10, [5, 6]) == cipher_ids(10, key, [5, 6]) != cipher_ids(9, key, [5, 6])
+    many = list(range(100, 140))  # past the bound: the memo starts again
+    assert app_scoped_ids(9, many) == cipher_ids(9, key, many)
+    assert pairwise._memo_size <= 50
+    assert app_scoped_ids(9, mixed) == cipher_ids(9, key, mixed)
+    huge = list(range(1000, 1060))  # more than the memo may hold: made, not kept
+    assert app_scoped_ids(9, huge) == cipher_ids(9, key, huge)
+    assert pairwise._memo_size <= 50
+    settings.PAIRWISE_KEY = "cd" * 32
+    assert app_scoped_ids(9, mixed) == cipher_ids(9, "cd" * 32, mixed) != cipher_ids(9, key, mixed)
 
 
 def test_garbage_is_unknown():

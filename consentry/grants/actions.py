@@ -184,6 +184,12 @@ def do_revoke_permission(consent: Consent, permission: str) -> None:
                 token.save(update_fields=["scope", "updated"])
 
 
+def consent_use_due(last_used_at: datetime, now: datetime) -> bool:
+    """Whether a use of the consent now is to be written (do_record_consent_use): the
+    last recorded one is an hour old or more."""
+    return now - last_used_at >= USE_RECORD_INTERVAL
+
+
 def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None:
     """The person used the app now: push the consent's expiry to 90 days from now (rule 2).
 
@@ -191,7 +197,7 @@ def do_record_consent_use(consent: Consent, now: datetime | None = None) -> None
     than an hour old, and the write is a single UPDATE (no transaction of its own).
     """
     now = now or timezone.now()
-    if now - consent.last_used_at < USE_RECORD_INTERVAL or not consent.is_active(now):
+    if not consent_use_due(consent.last_used_at, now) or not consent.is_active(now):
         return  # an expired consent is not revived by use: the person must grant again
     Consent.objects.filter(pk=consent.pk, revoked_at__isnull=True, expires_at__gt=now).update(
         last_used_at=now, expires_at=now + GRANT_LIFETIME

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from consentry.db.prepared import prepared_cursor
 from consentry.detection.hook import note_release
-from consentry.grants.actions import do_record_consent_use
+from consentry.grants.actions import consent_use_due, do_record_consent_use
 from consentry.grants.models import ClosedRoute, Consent
 from consentry.grants.permissions import (
     GRAPH_FIELDS,
@@ -94,13 +95,33 @@ class Caller:
     token_id: int
     app_id: int
     person_id: int
-    consent: Consent
+    # The token's consent (active: the token was refused otherwise), as read with it.
+    consent_id: int
+    email_choice: str
+    permission_mask: int
+    consent_last_used_at: datetime
+    consent_expires_at: datetime
     app: AppFacts
     viewer: ViewerFacts
     limits: limits.Limits
     # The person's profile columns read with the token (access_caller_by_bearer's
     # `profile`), by name; None when they were not (then a read fetches its own).
     profile: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def consent(self) -> Consent:
+        """An unsaved stand-in for the consent row, with the columns the read path uses
+        (built only when a use is to be recorded: a model costs more than a read's rule)."""
+        return Consent(
+            pk=self.consent_id,
+            person_id=self.person_id,
+            application_id=self.app_id,
+            email_choice=self.email_choice,
+            permission_mask=self.permission_mask,
+            last_used_at=self.consent_last_used_at,
+            expires_at=self.consent_expires_at,
+            revoked_at=None,
+        )
 
 
 def access_caller_by_bearer(raw: str, profile: Sequence[str] = ()) -> Caller | None:
@@ -128,22 +149,15 @@ def access_caller_by_bearer(raw: str, profile: Sequence[str] = ()) -> Caller | N
     grant = mask_to_permissions(facts.permission_mask)  # its active permission rows
     if not grant:
         return None
-    # An unsaved stand-in with the columns the read path uses (email choice, last use).
-    consent = Consent(
-        pk=facts.consent_id,
-        person_id=facts.person_id,
-        application_id=facts.app_id,
-        email_choice=facts.email_choice,
-        permission_mask=facts.permission_mask,
-        last_used_at=facts.consent_last_used_at,
-        expires_at=facts.consent_expires_at,
-        revoked_at=None,
-    )
     return Caller(
         token_id=facts.token_id,
         app_id=facts.app_id,
         person_id=facts.person_id,
-        consent=consent,
+        consent_id=facts.consent_id,
+        email_choice=facts.email_choice,
+        permission_mask=facts.permission_mask,
+        consent_last_used_at=facts.consent_last_used_at,
+        consent_expires_at=facts.consent_expires_at,
         app=AppFacts(
             status=facts.app_status,
             approved_permissions=frozenset(facts.approved_permissions),
@@ -189,7 +203,9 @@ def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]
     inside the transaction that built the response (docs/rules.md: no ledger, no data)."""
     limits.reserve_subjects(caller.app_id, len(released), caller.limits)
     try:
-        do_record_consent_use(caller.consent)
+        now = timezone.now()
+        if consent_use_due(caller.consent_last_used_at, now):
+            do_record_consent_use(caller.consent, now)
         # Last in the transaction: it holds the ledger head's lock until commit.
         record_disclosure(
             app_id=caller.app_id,
@@ -202,7 +218,7 @@ def _disclose(caller: Caller, endpoint: str, released: Sequence[tuple[int, int]]
     except BaseException:
         limits.release_subjects(caller.app_id, len(released))
         raise
-    fields = sum(mask.bit_count() for _, mask in released)
+    fields = sum(map(int.bit_count, map(itemgetter(1), released)))
     transaction.on_commit(lambda: metrics.count_released(len(released), fields))
 
 
@@ -273,7 +289,7 @@ def _self_body(caller: Caller, fields: tuple[str, ...]) -> tuple[dict[str, Any],
     if ID_FIELD in released:
         data[ID_FIELD] = app_scoped_id(caller.app_id, caller.person_id)
     for name, value in zip(columns, values, strict=True):
-        if name == "email" and caller.consent.email_choice == "relay":
+        if name == "email" and caller.email_choice == "relay":
             value = relay_address(caller.app_id, caller.person_id)
         data[name] = _iso(value)
     mask = fields_to_mask(released)
@@ -378,14 +394,12 @@ def _friend_rows(
         listed = [d for _, d in kept]
     withheld_subjects = len(rows) - len(listed_rows)
 
-    # Render column by column (dates as ISO strings), then one entry per listed friend.
+    # Render column by column (dates come as ISO text: _friends_sql), then one entry per
+    # listed friend.
     friend_ids = list(map(itemgetter(0), listed_rows))
     rendered_columns: list[list[Any]] = [_friend_ids(caller, friend_ids, shown, listed)]
-    for index, name in enumerate(names, start=1):
-        column = list(map(itemgetter(index), listed_rows))
-        if name in DATE_FIELDS:
-            column = [None if value is None else value.isoformat() for value in column]
-        rendered_columns.append(column)
+    for index in range(1, len(names) + 1):
+        rendered_columns.append(list(map(itemgetter(index), listed_rows)))
     rendered = zip(*rendered_columns, strict=True)
     entries: list[dict[str, Any]]
     released: list[tuple[int, int]]
@@ -416,7 +430,8 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
     closed, grant bits, opt-in mask, audiences) contiguously, so one slice is the memo
     key. The friend's consent is joined only when active (rule 2: not revoked, not
     expired; at most one per person and app); no active consent reads as a NULL grant.
-    The closed route (rule 3) is joined by its (through, person) unique index."""
+    The closed route (rule 3) is joined by its (through, person) unique index. Dates are
+    read as the ISO text the API gives (not as date objects to format again)."""
     key = (connection.vendor, tuple(names), op)
     sql = _FRIENDS_SQL.get(key)
     if sql is None:
@@ -425,7 +440,10 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
         q = connection.ops.quote_name
         columns = [
             "f.friend_id",
-            *(f"p.{q(name)}" for name in names),
+            *(
+                _as_text(f"p.{q(name)}") if name in DATE_FIELDS else f"p.{q(name)}"
+                for name in names
+            ),
             "r.person_id IS NOT NULL",
             "c.permission_mask",
             "p.friend_share_mask",
@@ -443,6 +461,13 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
             "ORDER BY f.friend_id LIMIT %s"
         )
     return sql
+
+
+def _as_text(column: str) -> str:
+    """A date column as its ISO 8601 text (YYYY-MM-DD, as date.isoformat() gives it)."""
+    if connection.vendor == "postgresql":
+        return f"to_char({column}, 'YYYY-MM-DD')"
+    return f"CAST({column} AS TEXT)"  # SQLite stores Django's dates as that text
 
 
 def _fetch_friend_rows(

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 
@@ -84,10 +85,27 @@ def normalize(released: Sequence[tuple[int, int]]) -> Released:
 SMALL = 64  # up to this many pairs, pure Python beats numpy's per-call overhead
 
 
+def _ascending(ids: list[int], masks: list[int]) -> bool:
+    """Whether the ids are strictly ascending and every id and mask is in range."""
+    return (
+        ids[0] > 0
+        and ids[-1] <= MAX_SUBJECT_ID
+        and all(a < b for a, b in pairwise(ids))
+        and all(0 < m <= MAX_MASK for m in masks)
+    )
+
+
 def packed(released: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
-    """pack_subjects(normalize(released)) and its subject count, with the same checks;
-    a call's few pairs (most calls: one) are packed without numpy."""
-    if len(released) > SMALL:
+    """pack_subjects(normalize(released)) and its subject count, with the same checks.
+    Pairs already in ascending id order (a friends page: the page is in friend id order)
+    are packed as they are; a call's few other pairs (most calls: one) without numpy."""
+    n = len(released)
+    if n:
+        ids = [subject for subject, _ in released]
+        masks = [mask for _, mask in released]
+        if _ascending(ids, masks):
+            return struct.pack(f"<{n}Q{n}H", *ids, *masks), n
+    if n > SMALL:
         rel = normalize(released)
         return pack_subjects(rel), len(rel)
     merged: dict[int, int] = {}
