@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -296,6 +297,50 @@ def test_cursor_is_bound_to_the_person_and_the_app(make_person):
     response = get(Client(), "/v1/me/friends", theirs, limit=1, after=cursor)
     assert_error(response, 400, "invalid_request")
     assert_error(get(Client(), "/v1/me/friends", mine, after="garbage"), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("session_zone", [None, "Pacific/Apia", "Pacific/Kiritimati"])
+def test_friends_dates_are_the_stored_dates_in_any_session_time_zone(make_person, session_zone):
+    """A friend's birthday is the stored date as date.isoformat() gives it: years before
+    1000, the first and last dates Django can store, and dates that a time zone skipped
+    (Samoa's 2011-12-30, Kiribati's 1994-12-31), whatever the PostgreSQL session's
+    TimeZone (the date must never pass through a timestamp with time zone)."""
+    if session_zone is not None and connection.vendor != "postgresql":
+        pytest.skip("a session time zone is PostgreSQL's")
+    app, _ = make_app(permissions=["user_birthday", "user_friends"])
+    me = make_person(name="Me")
+    days = [
+        dt.date(1, 1, 1),
+        dt.date(999, 12, 31),
+        dt.date(1994, 12, 31),
+        dt.date(2011, 12, 30),
+        dt.date(9999, 12, 31),
+        None,
+    ]
+    friends = [make_person(name=f"F{i}", birthday=day) for i, day in enumerate(days)]
+    scopes = [*BASIC, "user_birthday"]
+    for friend in friends:
+        do_add_friendship(me, friend)
+        token(friend, app, scopes)
+    raw = token(me, app, [*scopes, "user_friends"])
+    expected = {
+        app_scoped_id(app.pk, f.pk): {"birthday": None if day is None else day.isoformat()}
+        for f, day in zip(friends, days, strict=True)
+    }
+    if session_zone is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET TIME ZONE '{session_zone}'")
+    try:
+        body = get(Client(), "/v1/me/friends", raw, fields="birthday").json()
+        skipped = app_scoped_id(app.pk, friends[3].pk)  # 2011-12-30
+        person = get(Client(), f"/v1/people/{skipped}", raw, fields="birthday")
+    finally:
+        if session_zone is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+    got = {entry.pop("id"): entry for entry in body["data"]}
+    assert got == expected
+    assert person.json()["data"]["birthday"] == "2011-12-30"
 
 
 # --- /v1/people/{id} ----------------------------------------------------------------------

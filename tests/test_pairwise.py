@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,6 +53,49 @@ def test_remembered_ids_are_the_ciphers_own(settings, monkeypatch) -> None:
     assert pairwise._memo_size <= 50
     settings.PAIRWISE_KEY = "cd" * 32
     assert app_scoped_ids(9, mixed) == cipher_ids(9, "cd" * 32, mixed) != cipher_ids(9, key, mixed)
+
+
+def test_memo_stays_bounded_under_request_threads(settings, monkeypatch) -> None:
+    """Request threads share the memo: however their calls interleave, it never holds
+    more than MEMO_MAX ids, its count is the ids it holds, and every answer is the
+    cipher's. (Unlocked, a thread that read the size before another started the memo
+    again added its ids past the bound, or counted ids into a dict no longer used.)"""
+    monkeypatch.setattr(pairwise, "MEMO_MAX", 1000)
+    monkeypatch.setattr(pairwise, "_memo", {})
+    monkeypatch.setattr(pairwise, "_memo_size", 0)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    key = settings.PAIRWISE_KEY
+    held = [0]  # the most ids the memo was seen holding
+    wrong: list[int] = []
+    done = threading.Event()
+
+    def call(worker: int) -> None:
+        for i in range(300):
+            # Pages of 150 ids, overlapping the worker's last page and other workers' pages.
+            page = list(range(75 * i + 37 * worker, 75 * i + 37 * worker + 150))
+            if app_scoped_ids(1 + worker % 2, page) != cipher_ids(1 + worker % 2, key, page):
+                wrong.append(worker)
+
+    def watch() -> None:
+        while not done.is_set():
+            held[0] = max(held[0], sum(len(ids) for ids in list(pairwise._memo.values())))
+
+    workers = [threading.Thread(target=call, args=(w,)) for w in range(6)]
+    watcher = threading.Thread(target=watch)
+    try:
+        watcher.start()
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    finally:
+        done.set()
+        watcher.join()
+        sys.setswitchinterval(interval)
+    assert not wrong
+    assert held[0] <= pairwise.MEMO_MAX
+    assert pairwise._memo_size == sum(len(ids) for ids in pairwise._memo.values())
 
 
 def test_garbage_is_unknown():

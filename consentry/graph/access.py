@@ -464,9 +464,12 @@ def _friends_sql(names: Sequence[str], op: str) -> str:
 
 
 def _as_text(column: str) -> str:
-    """A date column as its ISO 8601 text (YYYY-MM-DD, as date.isoformat() gives it)."""
+    """A date column as its ISO 8601 text (YYYY-MM-DD, as date.isoformat() gives it).
+    On PostgreSQL through `timestamp` (without time zone): to_char has no date form, and
+    a date left to PostgreSQL's implicit cast becomes a timestamptz at midnight in the
+    session's TimeZone, which in a zone that skipped that day reads as the next day."""
     if connection.vendor == "postgresql":
-        return f"to_char({column}, 'YYYY-MM-DD')"
+        return f"to_char(CAST({column} AS timestamp), 'YYYY-MM-DD')"
     return f"CAST({column} AS TEXT)"  # SQLite stores Django's dates as that text
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -51,6 +52,9 @@ def _blocks(high: int, ids: list[int]) -> bytes:
 MEMO_MAX = 65_536
 _memo: dict[tuple[int, str], dict[int, str]] = {}
 _memo_size = 0
+# Request threads share the memo: its size and its growth change under this lock (lookups
+# need none), so the bound holds and the count is the ids the memo holds.
+_memo_lock = threading.Lock()
 
 
 def app_scoped_ids(app_id: int, person_ids: Iterable[int]) -> list[str]:
@@ -61,21 +65,22 @@ def app_scoped_ids(app_id: int, person_ids: Iterable[int]) -> list[str]:
     if not ids:
         return []
     master = settings.PAIRWISE_KEY
-    known = _memo.get((app_id, master))
-    if known is None:
-        known = _memo.setdefault((app_id, master), {})
+    known = _memo.get((app_id, master)) or {}
     got = list(map(known.get, ids))
     if None not in got:
         return got  # type: ignore[return-value]
     missing = [person for person, sid in zip(ids, got, strict=True) if sid is None]
     made = dict(zip(missing, cipher_ids(app_id, master, missing), strict=True))
-    if _memo_size + len(made) > MEMO_MAX:
-        _memo.clear()
-        _memo_size = 0
-        known = _memo.setdefault((app_id, master), {})
     if len(made) <= MEMO_MAX:
-        known.update(made)
-        _memo_size += len(made)
+        with _memo_lock:
+            if _memo_size + len(made) > MEMO_MAX:
+                _memo.clear()
+                _memo_size = 0
+            # The memo's dict now (another thread may have started it again since).
+            known = _memo.setdefault((app_id, master), {})
+            held = len(known)
+            known.update(made)
+            _memo_size += len(known) - held  # another thread may have made some too
     return [made[person] if sid is None else sid for person, sid in zip(ids, got, strict=True)]
 
 
