@@ -30,9 +30,7 @@ from django.db import connection
 from consentry.db.prepared import prepared_cursor
 from consentry.oauth import throttle
 from consentry.oauth.hashers import ALGORITHM, ClientSecretHasher
-from consentry.oauth.models import Application, AppStatus
-
-USABLE = frozenset({AppStatus.LIVE, AppStatus.DEVELOPMENT})  # Application.is_usable
+from consentry.oauth.models import USABLE_STATUSES, Application
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +87,7 @@ def plainly_authenticates(
     client_type, client_secret, status and registration_source) without the validator."""
     return (
         client_type == Application.CLIENT_CONFIDENTIAL
-        and status in USABLE
+        and status in USABLE_STATUSES
         and source == Application.RegistrationSource.MANUAL
         and stored.startswith(ALGORITHM + "$")
         and ClientSecretHasher().verify(secret, stored)

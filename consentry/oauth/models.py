@@ -17,6 +17,11 @@ class AppStatus(models.TextChoices):
     BANNED = "banned", "banned"
 
 
+# The statuses in which an app may authenticate, obtain and use tokens at all (rule 1:
+# never suspended or banned): Application.is_usable and the lane's client check.
+USABLE_STATUSES = frozenset({AppStatus.LIVE, AppStatus.DEVELOPMENT})
+
+
 class Application(dot.AbstractApplication):
     """A third-party app (an OAuth client) and what review allowed it."""
 
@@ -42,7 +47,7 @@ class Application(dot.AbstractApplication):
     def is_usable(self, request: object) -> bool:
         """django-oauth-toolkit's hook: suspended and banned apps cannot authenticate,
         obtain or use tokens at all (docs/rules.md rule 1)."""
-        return self.status in (AppStatus.LIVE, AppStatus.DEVELOPMENT)
+        return self.status in USABLE_STATUSES
 
     def redirect_uri_allowed(self, uri: str) -> bool:
         """Exact string comparison with a registered URI (RFC 9700 2.1, OpenID Connect
