@@ -114,7 +114,7 @@ def test_batch_encoding_is_base32_of_each_block(blocks: list[bytes]) -> None:
 
 
 def test_a_remembered_id_follows_the_pairwise_key(settings) -> None:
-    """Single ids are remembered per process; a new operator key gives new ids at once."""
+    """Ids are remembered per process; a new operator key gives new ids at once."""
     before = app_scoped_id(3, 42)
     assert app_scoped_id(3, 42) == before == app_scoped_ids(3, [42])[0]
     settings.PAIRWISE_KEY = "ab" * 32

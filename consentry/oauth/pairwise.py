@@ -46,9 +46,10 @@ def _blocks(high: int, ids: list[int]) -> bytes:
     return struct.pack(f">{len(values)}Q", *values)
 
 
-# Ids already made, per (app, operator key): a friends page names the same people on
-# every call, and a dict lookup per id costs a tenth of the cipher call and its
-# encoding. Bounded: past MEMO_MAX ids in all, the memo starts again empty.
+# Ids already made, per (app, operator key), for single ids and pages alike: a friends
+# page names the same people on every call, and a dict lookup per id costs a tenth of
+# the cipher call and its encoding. Bounded: past MEMO_MAX ids in all, the memo starts
+# again empty.
 MEMO_MAX = 65_536
 _memo: dict[tuple[int, str], dict[int, str]] = {}
 _memo_size = 0
@@ -94,15 +95,11 @@ def cipher_ids(app_id: int, master: str, ids: list[int]) -> list[str]:
 
 
 def app_scoped_id(app_id: int, person_id: int) -> str:
-    return _app_scoped_id(app_id, person_id, settings.PAIRWISE_KEY)
-
-
-@lru_cache(maxsize=16_384)
-def _app_scoped_id(app_id: int, person_id: int, master: str) -> str:
-    """One id, remembered: UserInfo and `/v1/me` name the same few people again and again,
-    and a cipher context costs more than the lookup (keyed by the master key, so a new
-    key is never answered from the old one's ids)."""
-    return cipher_ids(app_id, master, [person_id])[0]
+    """One person's app-scoped id: UserInfo and `/v1/me` name the same few people again
+    and again, so it is looked up in the same memo first."""
+    known = _memo.get((app_id, settings.PAIRWISE_KEY))
+    sid = None if known is None else known.get(person_id)
+    return sid if sid is not None else app_scoped_ids(app_id, (person_id,))[0]
 
 
 def person_id_for(app_id: int, scoped_id: str) -> int | None:
