@@ -146,7 +146,7 @@ if CONFIG.redis_url:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "consentry.ops.cache.LocalCache"}}  # LocMemCache, leaner
 # Harvest detection's figures shared by every worker process (consentry.detection.shared),
 # under the same key prefix as the cache.
 DETECTION_REDIS_URL = CONFIG.redis_url

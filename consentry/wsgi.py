@@ -20,6 +20,14 @@ sys.setswitchinterval(0.0005)
 
 django_application = get_wsgi_application()
 
+from django.db import connection  # noqa: E402
+
+if connection.vendor == "sqlite":
+    from consentry.db.sqlite3.base import checkpoint_in_background
+
+    # Checkpoints in a thread of the server, not inside a request (consentry/db/sqlite3).
+    checkpoint_in_background()
+
 from consentry.web import lane  # noqa: E402  (after Django is set up)
 
 application = lane.MachineLane(django_application)

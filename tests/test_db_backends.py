@@ -3,6 +3,8 @@ the pool's health check on PostgreSQL, SQLite's statement conversion."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 from django.db import connection
@@ -67,3 +69,96 @@ def test_sqlite_cursors_convert_each_statement_once_and_bind_every_execute(make_
     with connection.cursor() as cursor:  # named ("pyformat") parameters: Django's way
         cursor.execute("SELECT name FROM people_person WHERE id = %(id)s", {"id": second.pk})
         assert cursor.fetchone() == ("Bob",)
+
+
+def test_the_lean_sqlite_cursor_translates_errors_and_refuses_a_broken_transaction(make_person):
+    """prepared_cursor() on SQLite skips Django's cursor wrapper, not what it guarantees:
+    errors come as Django's, a transaction that already failed is refused, the log of
+    queries (where kept) sees every statement."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the lean cursor is SQLite's")
+    import sqlite3
+
+    from django.db import DatabaseError, IntegrityError, transaction
+    from django.db.transaction import TransactionManagementError
+    from django.test.utils import CaptureQueriesContext
+
+    from consentry.db.prepared import _SQLiteCursor
+
+    person = make_person(name="Lean")
+    with prepared_cursor() as cursor:
+        assert isinstance(cursor, _SQLiteCursor)  # not Django's wrapper
+        cursor.execute("SELECT name FROM people_person WHERE id = %s", [person.pk])
+        assert cursor.fetchall() == [("Lean",)]
+    with pytest.raises(DatabaseError) as caught, prepared_cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table WHERE id = %s", [1])
+    assert not isinstance(caught.value, sqlite3.Error)  # Django's class, not the module's
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(), prepared_cursor() as cursor:
+            cursor.execute("INSERT INTO people_person (id) VALUES (%s)", [person.pk])  # a savepoint
+        connection.needs_rollback = True  # as after an error caught inside atomic()
+        with pytest.raises(TransactionManagementError), prepared_cursor() as cursor:
+            cursor.execute("SELECT 1")
+        connection.needs_rollback = False
+    with CaptureQueriesContext(connection) as queries, prepared_cursor() as cursor:
+        cursor.execute("SELECT name FROM people_person WHERE id = %s", [person.pk])
+    assert [q["sql"] for q in queries.captured_queries] == [
+        f"SELECT name FROM people_person WHERE id = {person.pk}"
+    ]
+
+
+def test_a_serving_process_checkpoints_sqlite_in_a_thread_of_its_own(tmp_path, monkeypatch):
+    """consentry/wsgi.py turns on background checkpoints: request connections checkpoint
+    only far past SQLite's default, and a thread copies the log back into the database."""
+    import sqlite3
+    import threading
+    import time
+
+    from consentry.db.sqlite3 import base as sqlite_base
+
+    path = str(tmp_path / "ckpt.sqlite3")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # only the thread checkpoints
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.execute("INSERT INTO t VALUES (1)")
+
+    def in_database_file() -> int:
+        """Rows the main database file holds, the log left aside."""
+        main = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return int(main.execute("SELECT count(*) FROM t").fetchone()[0])
+        except sqlite3.OperationalError:  # the table is still only in the log
+            return -1
+        finally:
+            main.close()
+
+    assert in_database_file() == -1
+    monkeypatch.setattr(sqlite_base, "CHECKPOINT_SECONDS", 0.05)
+    sqlite_base._ensure_checkpointer(path)
+    sqlite_base._ensure_checkpointer(path)  # one thread per file and process
+    ours = sqlite_base._checkpointers[path][1]
+    assert [t for t in threading.enumerate() if t is ours] == [ours]
+    deadline = time.monotonic() + 10
+    while in_database_file() != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert in_database_file() == 1
+    writer.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
+    ours.join(timeout=10)  # the file is gone: the thread ends
+    assert not ours.is_alive()
+
+    if connection.vendor != "sqlite":
+        return
+    started: list[str] = []
+    monkeypatch.setattr(sqlite_base, "_ensure_checkpointer", started.append)
+    monkeypatch.setattr(sqlite_base, "_background", False)
+    raw = connection.get_new_connection(connection.get_connection_params())
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # SQLite's own
+    raw.close()
+    sqlite_base.checkpoint_in_background()
+    raw = connection.get_new_connection(connection.get_connection_params())
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite_base.FALLBACK_PAGES
+    raw.close()
+    assert started == [str(connection.settings_dict["NAME"])]

@@ -113,3 +113,17 @@ def test_harvest_is_throttled_then_suspended_and_the_calendar_raises_nothing(db)
     figures = figures_for_app(calendar.pk)
     assert figures.installers == 200
     assert figures.subjects_reached > 150
+
+
+def test_requested_fields_count_every_released_field_of_a_call_with_mixed_masks(db):
+    """The fields a call asked for about listed subjects: one popcount per subject's mask,
+    whether a page's masks are all the same (the common case, counted at once) or not."""
+    app = make_quiz()
+    d = detector()
+    d.observe(app.pk, 1, [(10, 0b111), (11, 0b111), (12, 0b111)])  # one mask: 3 x 3
+    assert d.figures(app.pk).requested_fields == 9
+    d.observe(app.pk, 1, [(13, 0b11), (14, 0b1), (15, 0b11), (16, 0b1111)], withheld_fields=2)
+    figures = d.figures(app.pk)
+    assert figures.requested_fields == 9 + (2 + 1 + 2 + 4) + 2
+    assert figures.withheld_fields == 2
+    assert figures.subjects_reached == 7

@@ -136,3 +136,36 @@ def test_a_percent_encoded_nul_in_basic_credentials_is_a_400(path: str) -> None:
         response = Client().post(path, {"token": "x"}, HTTP_AUTHORIZATION=header)
         assert response.status_code == 400, credentials
         assert response.json()["error"] == "invalid_request"
+
+
+def test_the_in_process_cache_counts_as_locmem_does_without_the_memcached_key_check() -> None:
+    """Without Redis the counters live in consentry.ops.cache.LocalCache: LocMemCache
+    (pickled values, expiry, incr of a missing key refused) minus the per-character
+    memcached key check, which cost most of each of a read's four cache calls."""
+    import warnings
+
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from consentry.ops.cache import LocalCache
+
+    local = LocalCache("test-local-cache", {})
+    assert isinstance(local, LocMemCache)
+    if not os.environ.get("CONSENTRY_REDIS_URL"):
+        assert isinstance(caches["default"], LocalCache)
+    key = "graph:rate:token: 12 \x01" + "x" * 300  # a space, a control byte, 300+ chars
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # LocMemCache would warn (CacheKeyWarning) here
+        with pytest.raises(ValueError, match="not found"):
+            local.incr(key)
+        assert local.add(key, 0, timeout=60)
+        assert not local.add(key, 5, timeout=60)
+        assert local.incr(key, 3) == 3
+        assert local.get(key) == 3
+        local.set("window", {"a": [1]}, timeout=0.05)
+        value = local.get("window")
+        value["a"].append(2)  # a copy, as LocMemCache gives
+        assert local.get("window") == {"a": [1]}
+        time.sleep(0.1)
+        assert local.get("window") is None
+    local.clear()

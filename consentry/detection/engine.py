@@ -124,7 +124,7 @@ class Detector:
             )
             shared = self._share(state, counts, now) if self.shared is not None else None
             figures = self._figures(state, now, shared)
-            decisions = R.evaluate(state.rules, figures, already_fired=frozenset(state.fired))
+            decisions = R.evaluate(state.rules, figures, already_fired=state.fired)
             if any(d.rule.action == R.THROTTLE for d in decisions) and _throttled(app_id, now):
                 decisions = [d for d in decisions if d.rule.action != R.THROTTLE]
             state.fired.update(d.rule.name for d in decisions)
@@ -200,8 +200,13 @@ class Detector:
                 state.day_new += n
                 state.day_delta += n
             # Fields released about listed subjects (the id counts as a field asked for,
-            # as in the API's meta.withheld_fields); one popcount per distinct mask.
-            given = sum(m.bit_count() * k for m, k in Counter(map(_second, released)).items())
+            # as in the API's meta.withheld_fields); one popcount per distinct mask (a
+            # page's masks are most often all the same).
+            masks = list(map(_second, released))
+            if masks.count(masks[0]) == len(masks):
+                given = masks[0].bit_count() * len(masks)
+            else:
+                given = sum(m.bit_count() * k for m, k in Counter(masks).items())
         else:
             given = 0
         deltas["requested_fields"] += given + withheld_fields

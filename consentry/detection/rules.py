@@ -21,6 +21,7 @@ and tests/test_detection_harvest.py. Operators override thresholds globally or p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -126,7 +127,14 @@ class Rule:
     enabled: bool = True
 
     def holds(self, figures: Figures) -> bool:
-        return self.enabled and all(getattr(figures, m) >= v for m, v in self.when)
+        # A plain loop: checked for every rule on every Graph API call, and a generator
+        # in all() cost more than the comparisons.
+        if not self.enabled:
+            return False
+        for metric, minimum in self.when:  # noqa: SIM110
+            if getattr(figures, metric) < minimum:
+                return False
+        return True
 
     def figures_that_fired(self, figures: Figures) -> dict[str, float | int]:
         return {m: getattr(figures, m) for m, _ in self.when}
@@ -254,7 +262,7 @@ def evaluate(
     rules: Iterable[Rule],
     figures: Figures,
     *,
-    already_fired: frozenset[str] = frozenset(),
+    already_fired: AbstractSet[str] = frozenset(),
     throttled: bool = False,
 ) -> list[Decision]:
     """The rules that fire now, most severe last. Each rule fires once per app until staff

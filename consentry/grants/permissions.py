@@ -7,6 +7,7 @@ agreement. There is deliberately no permission for another person's data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,8 +57,10 @@ def permissions_to_mask(permissions: Iterable[str]) -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=1024)
 def mask_to_permissions(mask: int) -> frozenset[str]:
-    """The permission names whose bits are set in `mask`."""
+    """The permission names whose bits are set in `mask` (remembered: every Graph API
+    call turns its grant's mask into names, and apps' grants have few distinct masks)."""
     return frozenset(name for name, bit in PERMISSION_BIT.items() if mask & bit)
 
 

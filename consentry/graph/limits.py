@@ -60,10 +60,11 @@ def limits_for(app_limits: Mapping[str, Any] | None) -> Limits:
         "token_per_minute": settings.GRAPH_RATE_TOKEN_PER_MINUTE,
         "subjects_per_day": settings.GRAPH_SUBJECTS_PER_APP_PER_DAY,
     }
-    for key, attr in Limits.OVERRIDE_KEYS.items():
-        raw = (app_limits or {}).get(key)
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-            values[attr] = raw
+    if app_limits:
+        for key, attr in Limits.OVERRIDE_KEYS.items():
+            raw = app_limits.get(key)
+            if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+                values[attr] = raw
     return Limits(**values)
 
 
