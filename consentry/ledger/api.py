@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 from pyroaring import BitMap
 
@@ -194,8 +194,8 @@ def _sql() -> dict[str, str]:
 _SQL: dict[str, dict[str, str]] = {}
 
 
-def _statements() -> dict[str, str]:
-    vendor = connection.vendor
+def _statements(vendor: str | None = None) -> dict[str, str]:
+    vendor = vendor or connection.vendor
     if vendor not in _SQL:
         _SQL[vendor] = _sql()
     return _SQL[vendor]
@@ -234,16 +234,18 @@ def record_disclosure(
     outside any transaction: the append is then one statement that commits alone; on
     SQLite that is refused.
     """
-    alone = not connection.in_atomic_block
-    if connection.vendor == "postgresql":
+    conn = connections[DEFAULT_DB_ALIAS]  # one lookup: each `connection.x` is another
+    alone = not conn.in_atomic_block
+    if conn.vendor == "postgresql":
         return _append_postgresql(alone, app_id, actor_id, endpoint, released, token_id)
     if alone:
         raise transaction.TransactionManagementError(
             "record_disclosure must run inside the transaction that builds the response"
         )
     subjects, count = records.packed(released)
-    sql = _statements()
-    alias = connection.settings_dict["NAME"]
+    sql = _statements(conn.vendor)
+    alias = conn.settings_dict["NAME"]
+    adapt = conn.ops.adapt_datetimefield_value
     with prepared_cursor() as cursor:
 
         def append(index: int, old_blob: bytes, created_at: datetime) -> tuple[bool, Any, bytes]:
@@ -264,7 +266,7 @@ def record_disclosure(
             cursor.execute(sql["advance"], [index + 1, new_blob, index, old_blob])
             if cursor.rowcount != 1:
                 return False, frontier, new_blob
-            created = connection.ops.adapt_datetimefield_value(created_at)
+            created = adapt(created_at)
             row = [index, created, app_id, actor_id, token_id, endpoint, count, subjects, leaf]
             cursor.execute(sql["insert"], row)
             return True, frontier, new_blob

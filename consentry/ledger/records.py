@@ -27,7 +27,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import islice
+from operator import lt
 
 import numpy as np
 
@@ -82,17 +83,28 @@ def normalize(released: Sequence[tuple[int, int]]) -> Released:
     return Released(ids.astype(_ID_DTYPE), masks.astype(_MASK_DTYPE))
 
 
+_ONE = struct.Struct("<QH")
 SMALL = 64  # up to this many pairs, pure Python beats numpy's per-call overhead
 
 
-def _ascending(ids: list[int], masks: list[int]) -> bool:
-    """Whether the ids are strictly ascending and every id and mask is in range."""
+def _ascending(ids: Sequence[int], masks: Sequence[int]) -> bool:
+    """Whether the ids are strictly ascending and every id and mask is in range (loops in
+    C: map, min, max)."""
     return (
         ids[0] > 0
         and ids[-1] <= MAX_SUBJECT_ID
-        and all(a < b for a, b in pairwise(ids))
-        and all(0 < m <= MAX_MASK for m in masks)
+        and all(map(lt, ids, islice(ids, 1, None)))
+        and min(masks) > 0
+        and max(masks) <= MAX_MASK
     )
+
+
+def _columns(released: Sequence[tuple[int, int]]) -> tuple[Sequence[int], Sequence[int]]:
+    """The ids and the masks of (id, mask) pairs; ValueError for anything but pairs."""
+    columns = tuple(zip(*released, strict=True))
+    if len(columns) != 2:
+        raise ValueError("released must be a sequence of (subject id, mask) pairs")
+    return columns[0], columns[1]
 
 
 def packed(released: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
@@ -100,9 +112,12 @@ def packed(released: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
     Pairs already in ascending id order (a friends page: the page is in friend id order)
     are packed as they are; a call's few other pairs (most calls: one) without numpy."""
     n = len(released)
-    if n:
-        ids = [subject for subject, _ in released]
-        masks = [mask for _, mask in released]
+    if n == 1:  # a read of one person (/v1/me)
+        ((subject, mask),) = released
+        if 0 < subject <= MAX_SUBJECT_ID and 0 < mask <= MAX_MASK:
+            return _ONE.pack(subject, mask), 1
+    elif n:
+        ids, masks = _columns(released)
         if _ascending(ids, masks):
             return struct.pack(f"<{n}Q{n}H", *ids, *masks), n
     if n > SMALL:
