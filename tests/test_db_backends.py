@@ -90,6 +90,10 @@ def test_the_lean_sqlite_cursor_translates_errors_and_refuses_a_broken_transacti
         assert isinstance(cursor, _SQLiteCursor)  # not Django's wrapper
         cursor.execute("SELECT name FROM people_person WHERE id = %s", [person.pk])
         assert cursor.fetchall() == [("Lean",)]
+        cursor.execute("SELECT name, id FROM people_person WHERE id = %s", [person.pk])
+        assert [column[0] for column in cursor.description] == ["name", "id"]
+        assert cursor.fetchmany(2) == [("Lean", person.pk)]
+        assert cursor.fetchone() is None
     with pytest.raises(DatabaseError) as caught, prepared_cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table WHERE id = %s", [1])
     assert not isinstance(caught.value, sqlite3.Error)  # Django's class, not the module's

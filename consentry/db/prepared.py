@@ -25,6 +25,7 @@ import contextlib
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.utils import CursorWrapper
 
 
 class _SQLiteCursor:
@@ -46,6 +47,14 @@ class _SQLiteCursor:
     def fetchall(self) -> Any:
         with self.db.wrap_database_errors:
             return self.cursor.fetchall()
+
+    def fetchmany(self, size: int = 1) -> Any:
+        with self.db.wrap_database_errors:
+            return self.cursor.fetchmany(size)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (description, lastrowid, ...) as Django's wrapper gives it.
+        return getattr(CursorWrapper(self.cursor, self.db), name)
 
     @property
     def rowcount(self) -> int:
