@@ -107,7 +107,7 @@ def token_count(world: dict[str, Any], token: str) -> int:
 
     token_id = AccessToken.objects.get(token=token).pk
     number, _ = limits._window(time.time(), limits.MINUTE)
-    return int(cache.get(f"graph:rate:token:{token_id}:{number}") or 0)
+    return limits.counted(f"graph:rate:token:{token_id}:{number}")
 
 
 def test_me_and_friends_are_answered_by_the_lane_with_django_s_answer(world):

@@ -169,3 +169,63 @@ def test_the_in_process_cache_counts_as_locmem_does_without_the_memcached_key_ch
         time.sleep(0.1)
         assert local.get("window") is None
     local.clear()
+
+
+def test_in_process_windows_count_exactly_past_300_tokens_and_forget_only_expired() -> None:
+    """LocalCache.count: plain counters that live for their window. LocMemCache held 300
+    entries before culling a third, so a busy minute's live counters restarted at zero."""
+    from consentry.ops.cache import LocalCache, Windows
+
+    local = LocalCache("test-windows", {})
+    now = 1_000_000.0
+    for token in range(1000):
+        assert local.count(f"t{token}", 1, 65, now) == 1
+    for token in range(1000):
+        assert local.count(f"t{token}", 2, 65, now + 1) == 3  # none was dropped
+    assert local.counted("t7", now + 64) == 3
+    assert local.counted("t7", now + 65) == 0  # its window has ended
+    assert local.count("t7", 1, 65, now + 65) == 1  # and a new one starts
+    assert local.count("t8", -2, 0, now + 2) == 1  # a reservation given back
+    local.clear()
+    assert local.counted("t9", now) == 0
+
+    swept = LocalCache("test-windows-sweep", {})
+    original = Windows.SWEEP_AT
+    Windows.SWEEP_AT = 10
+    try:
+        for key in range(10):
+            swept.count(f"old{key}", 1, 5, now)
+        swept.count("live", 1, 100, now)  # none has expired yet: all are kept
+        assert len(swept._windows.counts) == 11
+        swept.count("new", 1, 100, now + 10)  # the old ones have: they go, the live stay
+        assert set(swept._windows.counts) == {"live", "new"}
+        assert swept.counted("live", now + 10) == 1
+    finally:
+        Windows.SWEEP_AT = original
+        swept.clear()
+
+
+def test_rate_windows_are_counted_per_token_in_process() -> None:
+    """The per-token window, counted 1,000 tokens wide in one minute: every token's count
+    is exact, and the token past its limit is refused."""
+    if os.environ.get("CONSENTRY_REDIS_URL"):
+        pytest.skip("the in-process windows are used without Redis")
+    limit = limits.Limits(app_per_minute=100_000, token_per_minute=2, subjects_per_day=10)
+    now = time.time()
+    number, _ = limits._window(now, limits.MINUTE)
+    for token in range(1000):
+        limits.check_request_rate(424242, 10_000 + token, limit, now)
+    for token in range(1000):
+        limits.check_request_rate(424242, 10_000 + token, limit, now)
+    assert limits.counted(f"graph:rate:token:10999:{number}") == 2
+    assert limits.counted(f"graph:rate:app:424242:{number}") == 2000
+    with pytest.raises(limits.RateLimited):
+        limits.check_request_rate(424242, 10_000, limit, now)
+    limits.reserve_subjects(424242, 6, limit, now)
+    with pytest.raises(limits.RateLimited):
+        limits.reserve_subjects(424242, 6, limit, now)  # given back whole
+    limits.reserve_subjects(424242, 4, limit, now)
+    day, _ = limits._window(now, limits.DAY)
+    assert limits.counted(f"graph:volume:app:424242:{day}") == 10
+    limits.release_subjects(424242, 4, now)
+    assert limits.counted(f"graph:volume:app:424242:{day}") == 6

@@ -1,9 +1,10 @@
 """Rate and volume limits of the Graph API (docs/rules.md rule 4), per app and per token.
 
-Fixed windows counted in Django's cache (Redis when CONSENTRY_REDIS_URL is set, so all
-workers share the counters; in-process otherwise) with atomic increments: `cache.add`
-creates the window's counter, `cache.incr` bumps it, and the first request past the
-limit is refused with the seconds left in the window (the `Retry-After` value).
+Fixed windows counted in Django's cache with atomic increments -- Redis when
+CONSENTRY_REDIS_URL is set (one script call a request, so all workers share the
+counters), else the process's own (consentry.ops.cache.LocalCache.count, plain integers
+under one lock) -- and the first request past the limit is refused with the seconds left
+in the window (the `Retry-After` value). `counted` reads a counter either way.
 
 Defaults come from settings (CONSENTRY_RATE_APP_PER_MINUTE,
 CONSENTRY_RATE_TOKEN_PER_MINUTE, CONSENTRY_RATE_APP_SUBJECTS_PER_DAY);
@@ -24,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django.core.cache.backends.redis import RedisCache
+
+from consentry.ops.cache import LocalCache
 
 MINUTE = 60
 DAY = 86_400
@@ -116,10 +119,10 @@ def _count_request(
     throttle = cache.get(throttle_key)
     if _throttle_left(throttle, now) is not None:
         return throttle, 0, -1
-    token = _count(token_key, window)
+    token = _count(token_key, window, 1, now)
     if token > token_limit:
         return None, token, -1
-    return None, token, _count(app_key, window)
+    return None, token, _count(app_key, window, 1, now)
 
 
 def _throttle_value(raw: bytes, key: str) -> Any:
@@ -143,16 +146,45 @@ def _count_many(counts: Sequence[tuple[str, int, int]]) -> list[int]:
             pipe.incrby(name, amount)
             pipe.expire(name, window + 5, nx=True)
         return [int(v) for v in pipe.execute()[0::2]]
-    return [_count(key, window, amount) for key, window, amount in counts]
+    now = time.time()
+    return [_count(key, window, amount, now) for key, window, amount in counts]
 
 
-def _count(key: str, window: int, amount: int = 1) -> int:
-    """Atomically add `amount` to the in-process counter `key` that lives for one window."""
+def _count(key: str, window: int, amount: int, now: float) -> int:
+    """Atomically add `amount` to the in-process counter `key` that lives for one window
+    (plus 5 s): LocalCache's own counters, or `incr` on any other in-process cache."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, LocalCache):
+        return backend.count(key, amount, window + 5, now)
     try:
-        return int(cache.incr(key, amount))
+        return int(backend.incr(key, amount))
     except ValueError:  # no counter yet (or it expired): start the window's counter
-        cache.add(key, 0, timeout=window + 5)
-        return int(cache.incr(key, amount))
+        backend.add(key, 0, timeout=window + 5)
+        return int(backend.incr(key, amount))
+
+
+def counted(key: str) -> int:
+    """The current value of a window counter (0 when there is none)."""
+    client = _redis()
+    if client is not None:
+        return int(client.get(cache.make_key(key)) or 0)
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, LocalCache):
+        return backend.counted(key)
+    return int(backend.get(key) or 0)
+
+
+def _give_back(key: str, amount: int) -> None:
+    """Take `amount` off a counter that exists (a reservation whose response did not
+    leave); nothing when its window has ended."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if isinstance(backend, LocalCache) and _redis() is None:
+        now = time.time()
+        if backend.counted(key, now):
+            backend.count(key, -amount, 0, now)
+        return
+    with contextlib.suppress(ValueError):
+        backend.decr(key, amount)
 
 
 def _window(now: float, length: int) -> tuple[int, int]:
@@ -195,7 +227,7 @@ def reserve_subjects(app_id: int, count: int, limits: Limits, now: float | None 
     number, left = _window(now, DAY)
     key = f"graph:volume:app:{app_id}:{number}"
     if _count_many([(key, DAY, count)])[0] > limits.subjects_per_day:
-        cache.decr(key, count)
+        _give_back(key, count)
         raise RateLimited(left, "daily subject volume")
 
 
@@ -204,9 +236,7 @@ def release_subjects(app_id: int, count: int, now: float | None = None) -> None:
     if count <= 0:
         return
     now = time.time() if now is None else now
-    key = f"graph:volume:app:{app_id}:{_window(now, DAY)[0]}"
-    with contextlib.suppress(ValueError):  # the day rolled over: nothing to give back
-        cache.decr(key, count)
+    _give_back(f"graph:volume:app:{app_id}:{_window(now, DAY)[0]}", count)
 
 
 # --- Harvest detection hook (rule 4, "not throttled by harvest detection") ---------------
