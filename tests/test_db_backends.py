@@ -166,3 +166,40 @@ def test_a_serving_process_checkpoints_sqlite_in_a_thread_of_its_own(tmp_path, m
     assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite_base.FALLBACK_PAGES
     raw.close()
     assert started == [str(connection.settings_dict["NAME"])]
+
+
+def test_postgresql_timestamps_are_parsed_in_c_and_labelled_as_django_labels_them():
+    """consentry/db/postgresql reads timestamptz with psycopg's C parser where Django's
+    loader is pure Python; every value must come out exactly as Django's loader gives it:
+    the same instant, the same tzinfo object, for ORM queries and the hot path alike."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the timestamp loader is PostgreSQL's")
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    connection.ensure_connection()
+    ours = connection.connection.adapters.get_loader(1184, Format.TEXT)
+    assert ours.__name__ == "TzLoader"
+    assert ours.timezone is connection.timezone
+    values = (
+        "0001-01-01 00:00:00+00", "1969-12-31 23:59:59.999999+00", "2024-02-29 12:00:00+01",
+        "2026-03-29 01:30:00.5+00", "9999-12-31 23:59:59.999999+00", "2000-06-15 08:00:00-09:30",
+    )  # fmt: skip
+    sql = "SELECT " + ", ".join(f"%s::timestamptz AS v{i}" for i in range(len(values)))
+    with connection.cursor() as cursor:  # Django's cursor, our loader
+        cursor.execute(sql, list(values))
+        got = cursor.fetchone()
+    with prepared_cursor() as cursor:  # the hot path's
+        cursor.execute(sql, list(values))
+        hot = cursor.fetchone()
+    django_cursor = connection.connection.cursor()
+    register_tzloader(connection.timezone, django_cursor)  # Django's own loader
+    django_cursor.execute(sql, list(values))
+    expected = django_cursor.fetchone()
+    django_cursor.close()
+    assert got == hot == expected
+    assert [v.tzinfo for v in got] == [v.tzinfo for v in expected] == [connection.timezone] * 6
+    assert [v.isoformat() for v in got] == [v.isoformat() for v in expected]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT NULL::timestamptz")
+        assert cursor.fetchone() == (None,)
