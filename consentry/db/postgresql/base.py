@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 from django.db.backends.postgresql import base
+from psycopg import abc
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 from psycopg_pool import ConnectionPool
@@ -39,7 +40,7 @@ def _tz_loader(tz: Any) -> type[Loader]:
     (Django compares its `timezone` to decide whether a cursor needs one of its own)."""
     found = psycopg.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)  # C with psycopg[binary]
     assert found is not None
-    fast: type[Loader] = found
+    fast: type[abc.Loader] = found
 
     class TzLoader(Loader):
         timezone = tz
