@@ -71,11 +71,12 @@ def limits_for(app_limits: Mapping[str, Any] | None) -> Limits:
     return Limits(**values)
 
 
-def _redis() -> Any:
-    """The Redis client behind Django's cache when it is Redis (CONSENTRY_REDIS_URL), else
-    None. A request's limits then take one round trip (a script) instead of Django's
-    three per counter (add; exists + incr)."""
-    backend = caches["default"]
+def _redis(backend: Any = None) -> Any:
+    """The Redis client behind Django's cache (`backend`, else the default one) when it is
+    Redis (CONSENTRY_REDIS_URL), else None. A request's limits then take one round trip
+    (a script) instead of Django's three per counter (add; exists + incr)."""
+    if backend is None:
+        backend = caches[DEFAULT_CACHE_ALIAS]
     if not isinstance(backend, RedisCache):
         return None
     return backend._cache.get_client(write=True)  # type: ignore[attr-defined]
@@ -106,7 +107,8 @@ def _count_request(
 ) -> tuple[Any, int, int]:
     """(the throttle's value or None, the token's count, the app's count or -1 when it
     was not counted): see _RATE_SCRIPT."""
-    client = _redis()
+    backend = caches[DEFAULT_CACHE_ALIAS]  # one lookup for the whole request's counting
+    client = _redis(backend)
     if client is not None:
         script = _scripts.get(id(client))
         if script is None:
@@ -116,13 +118,13 @@ def _count_request(
             args=[token_limit, window + 5, int(now * 1000)],
         )
         return (None if raw is None else _throttle_value(raw, throttle_key)), int(token), int(app)
-    throttle = cache.get(throttle_key)
+    throttle = backend.get(throttle_key)
     if _throttle_left(throttle, now) is not None:
         return throttle, 0, -1
-    token = _count(token_key, window, 1, now)
+    token = _count(token_key, window, 1, now, backend)
     if token > token_limit:
         return None, token, -1
-    return None, token, _count(app_key, window, 1, now)
+    return None, token, _count(app_key, window, 1, now, backend)
 
 
 def _throttle_value(raw: bytes, key: str) -> Any:
@@ -138,7 +140,8 @@ def _count_many(counts: Sequence[tuple[str, int, int]]) -> list[int]:
     """Atomically add each `amount` to its counter `key`, which lives for its `window`
     (plus 5 s); returns the new values. Counters are plain integers in Django's cache,
     readable with cache.get."""
-    client = _redis()
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    client = _redis(backend)
     if client is not None:
         pipe = client.pipeline(transaction=False)
         for key, window, amount in counts:
@@ -147,13 +150,12 @@ def _count_many(counts: Sequence[tuple[str, int, int]]) -> list[int]:
             pipe.expire(name, window + 5, nx=True)
         return [int(v) for v in pipe.execute()[0::2]]
     now = time.time()
-    return [_count(key, window, amount, now) for key, window, amount in counts]
+    return [_count(key, window, amount, now, backend) for key, window, amount in counts]
 
 
-def _count(key: str, window: int, amount: int, now: float) -> int:
+def _count(key: str, window: int, amount: int, now: float, backend: Any) -> int:
     """Atomically add `amount` to the in-process counter `key` that lives for one window
     (plus 5 s): LocalCache's own counters, or `incr` on any other in-process cache."""
-    backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, LocalCache):
         return backend.count(key, amount, window + 5, now)
     try:
