@@ -65,6 +65,20 @@ def me(token: str) -> Any:
 # --- the lean query ------------------------------------------------------------------
 
 
+def test_an_app_s_json_columns_read_back_whole_even_past_what_orjson_reads(make_person):
+    """The facts decode the app's JSON columns exactly as Django stored them: an integer
+    past 64 bits stays an integer (orjson, tried for speed, reads it as a float, and the
+    limit it sets would then be ignored)."""
+    _person, app, token = world(make_person)
+    huge = 10**30
+    Application.objects.filter(pk=app.pk).update(limits={"requests_per_minute": huge})
+    facts = usable_token_facts(token)
+    assert facts is not None
+    assert facts.app_limits == {"requests_per_minute": huge}
+    assert facts.approved_permissions == ("user_birthday",)
+    assert me(token).status_code == 200
+
+
 def test_without_redis_a_token_check_is_one_query(make_person, django_assert_num_queries):
     person, app, token = world(make_person)
     with django_assert_num_queries(1):
