@@ -142,7 +142,10 @@ def test_a_serving_process_checkpoints_sqlite_in_a_thread_of_its_own(tmp_path, m
     sqlite_base._ensure_checkpointer(path)
     sqlite_base._ensure_checkpointer(path)  # one thread per file and process
     ours = sqlite_base._checkpointers[path][1]
-    assert [t for t in threading.enumerate() if t is ours] == [ours]
+    sqlite_base._ensure_checkpointer(path)
+    assert sqlite_base._checkpointers[path][1] is ours  # not a second one
+    assert ours.is_alive()
+    assert ours in threading.enumerate()
     deadline = time.monotonic() + 10
     while in_database_file() != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -158,6 +161,13 @@ def test_a_serving_process_checkpoints_sqlite_in_a_thread_of_its_own(tmp_path, m
     started: list[str] = []
     monkeypatch.setattr(sqlite_base, "_ensure_checkpointer", started.append)
     monkeypatch.setattr(sqlite_base, "_background", False)
+    import importlib
+
+    import consentry.wsgi
+
+    importlib.reload(consentry.wsgi)  # the server's entry point turns it on
+    assert sqlite_base._background is True
+    monkeypatch.setattr(sqlite_base, "_background", False)
     raw = connection.get_new_connection(connection.get_connection_params())
     assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # SQLite's own
     raw.close()
@@ -166,6 +176,17 @@ def test_a_serving_process_checkpoints_sqlite_in_a_thread_of_its_own(tmp_path, m
     assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite_base.FALLBACK_PAGES
     raw.close()
     assert started == [str(connection.settings_dict["NAME"])]
+    # Every write transaction checks that it still runs (on a database of its own: the
+    # test's own connection is inside the test's transaction).
+    other = str(tmp_path / "writes.sqlite3")
+    wrapper = sqlite_base.DatabaseWrapper({**connection.settings_dict, "NAME": other})
+    wrapper.set_autocommit(
+        False, force_begin_transaction_with_broken_autocommit=True
+    )  # as atomic()
+    wrapper.commit()
+    wrapper.set_autocommit(True)
+    wrapper.close()
+    assert started[1:] == [other, other]  # its connection, then its transaction
 
 
 def test_postgresql_timestamps_are_parsed_in_c_and_labelled_as_django_labels_them():

@@ -122,3 +122,19 @@ def test_a_birthday_calendar_shape_fires_nothing():
         world=20_000,
     )
     assert R.evaluate(R.DEFAULT_RULES, f) == []
+
+
+def test_a_nan_minimum_never_holds():
+    """An operator's override is JSON, which may hold NaN: such a condition never holds
+    (comparisons with NaN are false), so the rule cannot fire on every app at once."""
+    nan = float("nan")
+    rules = R.rules_with_overrides(
+        R.DEFAULT_RULES,
+        [R.Override("enumeration_suspend", when={"not_found_rate": nan, "not_found": nan})],
+        1,
+    )
+    assert R.evaluate(rules, R.Figures(calls=1)) == []
+    probing = R.Figures(calls=10**6, person_lookups=10**6, not_found=10**6, not_found_rate=1.0)
+    fired = {d.rule.name for d in R.evaluate(rules, probing)}
+    assert "enumeration_throttle" in fired  # the rules left alone still fire
+    assert "enumeration_suspend" not in fired

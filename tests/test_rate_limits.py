@@ -189,16 +189,21 @@ def test_in_process_windows_count_exactly_past_300_tokens_and_forget_only_expire
     local.clear()
     assert local.counted("t9", now) == 0
 
-    swept = LocalCache("test-windows-sweep", {})
     original = Windows.SWEEP_AT
     Windows.SWEEP_AT = 10
+    swept = LocalCache("test-windows-sweep", {})
+    swept.clear()  # starts at the (patched) SWEEP_AT
     try:
         for key in range(10):
             swept.count(f"old{key}", 1, 5, now)
-        swept.count("live", 1, 100, now)  # none has expired yet: all are kept
+        swept.count("live", 1, 100, now)  # a sweep: none has expired, all are kept
         assert len(swept._windows.counts) == 11
-        swept.count("new", 1, 100, now + 10)  # the old ones have: they go, the live stay
-        assert set(swept._windows.counts) == {"live", "new"}
+        assert swept._windows.sweep_at == 20  # so the next sweep waits for twice as many
+        for key in range(9):
+            swept.count(f"busy{key}", 1, 100, now + 10)  # no sweep: below 20
+        assert len(swept._windows.counts) == 20
+        swept.count("new", 1, 100, now + 10)  # the next: the old ones have expired
+        assert set(swept._windows.counts) == {"live", "new"} | {f"busy{k}" for k in range(9)}
         assert swept.counted("live", now + 10) == 1
     finally:
         Windows.SWEEP_AT = original

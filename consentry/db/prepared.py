@@ -26,6 +26,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorWrapper
+from django.utils.asyncio import async_unsafe
 
 
 class _SQLiteCursor:
@@ -33,7 +34,8 @@ class _SQLiteCursor:
 
     def __init__(self, db: Any) -> None:
         self.db = db
-        self.cursor = db.create_cursor()
+        with db.wrap_database_errors:
+            self.cursor = db.create_cursor()
 
     def execute(self, sql: str, params: Any = None) -> Any:
         self.db.validate_no_broken_transaction()
@@ -52,6 +54,10 @@ class _SQLiteCursor:
         with self.db.wrap_database_errors:
             return self.cursor.fetchmany(size)
 
+    def __iter__(self) -> Any:
+        with self.db.wrap_database_errors:
+            yield from self.cursor
+
     def __getattr__(self, name: str) -> Any:
         # Anything else (description, lastrowid, ...) as Django's wrapper gives it.
         return getattr(CursorWrapper(self.cursor, self.db), name)
@@ -68,6 +74,7 @@ class _SQLiteCursor:
             self.cursor.close()
 
 
+@async_unsafe
 def prepared_cursor() -> Any:
     conn = connections[DEFAULT_DB_ALIAS]  # one lookup: each `connection.x` is another
     if conn.vendor == "sqlite" and not conn.queries_logged and not conn.execute_wrappers:

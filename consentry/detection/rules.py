@@ -128,11 +128,12 @@ class Rule:
 
     def holds(self, figures: Figures) -> bool:
         # A plain loop: checked for every rule on every Graph API call, and a generator
-        # in all() cost more than the comparisons.
+        # in all() cost more than the comparisons. `not >=`, not `<`: a NaN minimum (an
+        # operator's JSON may hold one) never holds, as it never did.
         if not self.enabled:
             return False
         for metric, minimum in self.when:  # noqa: SIM110
-            if getattr(figures, metric) < minimum:
+            if not getattr(figures, metric) >= minimum:
                 return False
         return True
 

@@ -176,12 +176,11 @@ def counted(key: str) -> int:
     return int(backend.get(key) or 0)
 
 
-def _give_back(key: str, amount: int) -> None:
+def _give_back(key: str, amount: int, now: float) -> None:
     """Take `amount` off a counter that exists (a reservation whose response did not
     leave); nothing when its window has ended."""
     backend = caches[DEFAULT_CACHE_ALIAS]
-    if isinstance(backend, LocalCache) and _redis() is None:
-        now = time.time()
+    if isinstance(backend, LocalCache) and _redis(backend) is None:
         if backend.counted(key, now):
             backend.count(key, -amount, 0, now)
         return
@@ -229,7 +228,7 @@ def reserve_subjects(app_id: int, count: int, limits: Limits, now: float | None 
     number, left = _window(now, DAY)
     key = f"graph:volume:app:{app_id}:{number}"
     if _count_many([(key, DAY, count)])[0] > limits.subjects_per_day:
-        _give_back(key, count)
+        _give_back(key, count, now)
         raise RateLimited(left, "daily subject volume")
 
 
@@ -238,7 +237,7 @@ def release_subjects(app_id: int, count: int, now: float | None = None) -> None:
     if count <= 0:
         return
     now = time.time() if now is None else now
-    _give_back(f"graph:volume:app:{app_id}:{_window(now, DAY)[0]}", count)
+    _give_back(f"graph:volume:app:{app_id}:{_window(now, DAY)[0]}", count, now)
 
 
 # --- Harvest detection hook (rule 4, "not throttled by harvest detection") ---------------

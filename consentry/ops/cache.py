@@ -36,6 +36,9 @@ class Windows:
     def __init__(self) -> None:
         self.counts: dict[str, list[float]] = {}
         self.lock = threading.Lock()
+        # The next sweep's size: twice what a sweep left, so that many live counters
+        # (a busy day's volume windows) are not rebuilt on every new one.
+        self.sweep_at = self.SWEEP_AT
 
 
 # One store per cache name, shared by the cache objects of every thread (as LocMemCache's).
@@ -59,8 +62,9 @@ class LocalCache(LocMemCache):
         with windows.lock:
             entry = windows.counts.get(key)
             if entry is None or entry[1] <= now:
-                if entry is None and len(windows.counts) >= Windows.SWEEP_AT:
+                if entry is None and len(windows.counts) >= windows.sweep_at:
                     windows.counts = {k: v for k, v in windows.counts.items() if v[1] > now}
+                    windows.sweep_at = max(Windows.SWEEP_AT, 2 * len(windows.counts))
                 windows.counts[key] = [amount, now + lifetime]
                 return amount
             entry[0] += amount
@@ -76,3 +80,4 @@ class LocalCache(LocMemCache):
         super().clear()
         with self._windows.lock:
             self._windows.counts.clear()
+            self._windows.sweep_at = Windows.SWEEP_AT

@@ -59,7 +59,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         context = params.get("context")
-        if context is not None:  # psycopg 3: the adapters every connection starts from
+        # psycopg 3: the adapters every connection starts from -- a template Django caches
+        # and shares between aliases with the same time zone, so each gets this loader
+        # (for that same zone: the same class, from _tz_loader's cache).
+        if context is not None:
             context.register_loader("timestamptz", _tz_loader(self.timezone))
         return params
 

@@ -59,9 +59,15 @@ def checkpoint_in_background() -> None:
 
 
 def _ensure_checkpointer(path: str) -> None:
+    """Start this process's checkpointer for `path` unless it runs (checked at every
+    write transaction: a thread that ended -- its file was gone for a moment -- starts
+    again with the next write)."""
+    pid = os.getpid()
+    running = _checkpointers.get(path)
+    if running is not None and running[0] == pid and running[1].is_alive():
+        return
     if not path or path == ":memory:" or path.startswith("file:"):
         return
-    pid = os.getpid()
     with _checkpointers_guard:
         running = _checkpointers.get(path)
         if running is not None and running[0] == pid and running[1].is_alive():
@@ -75,20 +81,27 @@ def _ensure_checkpointer(path: str) -> None:
 
 def _checkpoint_loop(path: str) -> None:
     """Every CHECKPOINT_SECONDS, copy what the log holds back into the database (PASSIVE:
-    as far as no reader still needs; the next writer then starts the log over). Ends when
-    the database file is gone (a scratch or test database removed)."""
-    conn = sqlite3.connect(path, timeout=WAIT_SECONDS, check_same_thread=False)
+    as far as no reader still needs; the next writer then starts the log over). Goes on
+    through errors (busy, a file being replaced: the connection is opened again); ends
+    when the database file is gone (a scratch or test database removed)."""
+    conn: sqlite3.Connection | None = None
     try:
         while True:
             time.sleep(CHECKPOINT_SECONDS)
             if not os.path.exists(path):
                 return
             try:
+                if conn is None:
+                    conn = sqlite3.connect(path, timeout=WAIT_SECONDS, check_same_thread=False)
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:  # busy, or a file being replaced: try again later
+            except sqlite3.Error as exc:
                 logger.warning("sqlite checkpoint failed: %s", type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                    conn = None
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 _locks: dict[str, threading.Lock] = {}
@@ -128,6 +141,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return self.connection.cursor(factory=CursorWrapper)
 
     def _start_transaction_under_autocommit(self) -> None:
+        if _background:
+            _ensure_checkpointer(str(self.settings_dict["NAME"]))
         lock = _write_lock(str(self.settings_dict["NAME"]))
         held = lock.acquire(timeout=WAIT_SECONDS)
         try:
