@@ -138,8 +138,7 @@ def _throttle_value(raw: bytes, key: str) -> Any:
 
 def _count_many(counts: Sequence[tuple[str, int, int]]) -> list[int]:
     """Atomically add each `amount` to its counter `key`, which lives for its `window`
-    (plus 5 s); returns the new values. Counters are plain integers in Django's cache,
-    readable with cache.get."""
+    (plus 5 s); returns the new values (`counted` reads one)."""
     backend = caches[DEFAULT_CACHE_ALIAS]
     client = _redis(backend)
     if client is not None:
@@ -167,10 +166,10 @@ def _count(key: str, window: int, amount: int, now: float, backend: Any) -> int:
 
 def counted(key: str) -> int:
     """The current value of a window counter (0 when there is none)."""
-    client = _redis()
-    if client is not None:
-        return int(client.get(cache.make_key(key)) or 0)
     backend = caches[DEFAULT_CACHE_ALIAS]
+    client = _redis(backend)
+    if client is not None:
+        return int(client.get(backend.make_key(key)) or 0)
     if isinstance(backend, LocalCache):
         return backend.counted(key)
     return int(backend.get(key) or 0)
@@ -180,7 +179,7 @@ def _give_back(key: str, amount: int, now: float) -> None:
     """Take `amount` off a counter that exists (a reservation whose response did not
     leave); nothing when its window has ended."""
     backend = caches[DEFAULT_CACHE_ALIAS]
-    if isinstance(backend, LocalCache) and _redis(backend) is None:
+    if isinstance(backend, LocalCache):
         if backend.counted(key, now):
             backend.count(key, -amount, 0, now)
         return

@@ -63,20 +63,22 @@ def _ensure_checkpointer(path: str) -> None:
     write transaction: a thread that ended -- its file was gone for a moment -- starts
     again with the next write)."""
     pid = os.getpid()
-    running = _checkpointers.get(path)
-    if running is not None and running[0] == pid and running[1].is_alive():
-        return
-    if not path or path == ":memory:" or path.startswith("file:"):
+    if _running(path, pid) or not path or path == ":memory:" or path.startswith("file:"):
         return
     with _checkpointers_guard:
-        running = _checkpointers.get(path)
-        if running is not None and running[0] == pid and running[1].is_alive():
+        if _running(path, pid):
             return
         thread = threading.Thread(
             target=_checkpoint_loop, args=(path,), name="sqlite-checkpointer", daemon=True
         )
         _checkpointers[path] = (pid, thread)
         thread.start()
+
+
+def _running(path: str, pid: int) -> bool:
+    """Whether this process's checkpointer for `path` is alive."""
+    running = _checkpointers.get(path)
+    return running is not None and running[0] == pid and running[1].is_alive()
 
 
 def _checkpoint_loop(path: str) -> None:
